@@ -1,0 +1,72 @@
+"""pgcore: the small, tested library behind the Advanced Policy Gradients book.
+
+Both worlds are one representation, a :class:`Batch` of weighted (state, action) pairs:
+the exact world (:func:`exact_batch` on a :class:`TabularMDP`) and the sampled world
+(rollouts from gymnasium). Every objective, update and diagnostic takes ``(policy, batch)``.
+"""
+
+from .batch import Batch, exact_batch, weighted_mean
+from .divergences import kl_categorical, kl_gaussian, mean_kl, total_variation
+from .fisher import (
+    conjugate_gradient,
+    fisher_matrix,
+    fisher_vector_product,
+    flat_grad,
+    flat_params,
+    kl_hessian,
+    set_flat_params,
+)
+from .objectives import clip_fraction, clipped_surrogate, kl_penalized_surrogate, ratio, surrogate
+from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularSoftmaxPolicy, ValueNetwork
+from .tabular import TabularMDP, chain_mdp, random_mdp, three_armed_bandit, two_state_mdp
+from .updates import (
+    AdaptiveKL,
+    dual_gradient_descent,
+    natural_gradient_step,
+    ppo_clip_update,
+    ppo_kl_update,
+    ppo_update,
+    trpo_step,
+    vpg_step,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaptiveKL",
+    "Batch",
+    "CategoricalMLPPolicy",
+    "GaussianMLPPolicy",
+    "TabularMDP",
+    "TabularSoftmaxPolicy",
+    "ValueNetwork",
+    "chain_mdp",
+    "clip_fraction",
+    "clipped_surrogate",
+    "conjugate_gradient",
+    "dual_gradient_descent",
+    "exact_batch",
+    "fisher_matrix",
+    "fisher_vector_product",
+    "flat_grad",
+    "flat_params",
+    "kl_categorical",
+    "kl_gaussian",
+    "kl_hessian",
+    "kl_penalized_surrogate",
+    "mean_kl",
+    "natural_gradient_step",
+    "ppo_clip_update",
+    "ppo_kl_update",
+    "ppo_update",
+    "random_mdp",
+    "ratio",
+    "set_flat_params",
+    "surrogate",
+    "three_armed_bandit",
+    "total_variation",
+    "trpo_step",
+    "two_state_mdp",
+    "vpg_step",
+    "weighted_mean",
+]

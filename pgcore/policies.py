@@ -1,0 +1,130 @@
+"""Policies and value networks. Every policy has ``distribution(obs)``.
+
+``distribution(obs)`` returns a ``torch.distributions.Distribution`` whose
+``log_prob(actions)`` has shape [B]; the update rules in :mod:`pgcore.updates` use nothing
+else, which is what lets one update rule move a tabular policy and train a neural one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Independent, Normal
+
+__all__ = [
+    "TabularSoftmaxPolicy",
+    "CategoricalMLPPolicy",
+    "GaussianMLPPolicy",
+    "ValueNetwork",
+    "mlp",
+    "orthogonal_init",
+]
+
+
+class TabularSoftmaxPolicy(nn.Module):
+    """π_θ(a|s) = exp θ_{s,a} / Σ_{a'} exp θ_{s,a'}, one logit per (state, action).
+
+    The normaliser sums over actions only, state by state. The parameter ``logits`` is an
+    [S, A] float64 tensor (zeros, i.e. uniform, by default).
+    """
+
+    def __init__(self, n_states: int, n_actions: int, logits: torch.Tensor | None = None):
+        super().__init__()
+        if int(n_states) != n_states or n_states < 1:
+            raise ValueError(f"n_states must be a positive integer, got {n_states!r}")
+        if int(n_actions) != n_actions or n_actions < 1:
+            raise ValueError(f"n_actions must be a positive integer, got {n_actions!r}")
+        self.n_states, self.n_actions = int(n_states), int(n_actions)
+        if logits is None:
+            logits = torch.zeros(self.n_states, self.n_actions, dtype=torch.float64)
+        else:
+            logits = torch.as_tensor(logits, dtype=torch.float64).clone()
+            if logits.shape != (self.n_states, self.n_actions):
+                raise ValueError(
+                    f"logits must have shape {(self.n_states, self.n_actions)}, got {tuple(logits.shape)}"
+                )
+            if not torch.isfinite(logits).all():
+                raise ValueError("logits must be finite")
+        self.logits = nn.Parameter(logits)
+
+    @classmethod
+    def from_probs(cls, probs: torch.Tensor) -> TabularSoftmaxPolicy:
+        """The softmax policy whose probabilities are ``probs`` (logits = log probs)."""
+        probs = torch.as_tensor(probs, dtype=torch.float64)
+        if probs.ndim != 2 or (probs <= 0).any():
+            raise ValueError("probs must be an [S, A] tensor with strictly positive entries")
+        return cls(probs.shape[0], probs.shape[1], logits=probs.log())
+
+    def probs(self) -> torch.Tensor:
+        """π_θ as an [S, A] tensor (differentiable in θ)."""
+        return torch.softmax(self.logits, dim=-1)
+
+    def distribution(self, obs: torch.Tensor) -> Categorical:
+        """Categorical over actions at the state indices ``obs`` (a LongTensor [B])."""
+        obs = torch.as_tensor(obs, dtype=torch.long)
+        return Categorical(logits=self.logits[obs])
+
+
+def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
+    """Orthogonal weights with ``gain`` and zero bias, as in the PPO implementations."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(in_dim: int, out_dim: int, hidden: Sequence[int], out_gain: float) -> nn.Sequential:
+    """A tanh MLP with orthogonal init: √2 on hidden layers, ``out_gain`` on the head."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [orthogonal_init(nn.Linear(d, h), math.sqrt(2)), nn.Tanh()]
+        d = h
+    layers.append(orthogonal_init(nn.Linear(d, out_dim), out_gain))
+    return nn.Sequential(*layers)
+
+
+class CategoricalMLPPolicy(nn.Module):
+    """π_θ(·|s) = Categorical(softmax(f_θ(s))) for discrete action spaces."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64)):
+        super().__init__()
+        self.obs_dim, self.n_actions, self.hidden = int(obs_dim), int(n_actions), tuple(hidden)
+        self.net = mlp(self.obs_dim, self.n_actions, self.hidden, out_gain=0.01)
+
+    def distribution(self, obs: torch.Tensor) -> Categorical:
+        return Categorical(logits=self.net(obs))
+
+
+class GaussianMLPPolicy(nn.Module):
+    """π_θ(·|s) = N(μ_θ(s), diag σ²) with a state-independent log σ parameter."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        log_std_init: float = 0.0,
+    ):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.hidden = int(obs_dim), int(act_dim), tuple(hidden)
+        self.mean = mlp(self.obs_dim, self.act_dim, self.hidden, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((self.act_dim,), float(log_std_init)))
+
+    def distribution(self, obs: torch.Tensor) -> Independent:
+        mean = self.mean(obs)
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+
+
+class ValueNetwork(nn.Module):
+    """V_φ(s): a tanh MLP returning shape [B]."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (64, 64)):
+        super().__init__()
+        self.obs_dim, self.hidden = int(obs_dim), tuple(hidden)
+        self.net = mlp(self.obs_dim, 1, self.hidden, out_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)

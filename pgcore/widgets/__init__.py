@@ -1,0 +1,187 @@
+"""Explorable figures: one drawing function, two front ends.
+
+An :class:`Explorable` pairs a function ``draw(**values) -> matplotlib Figure`` with a grid
+of slider values. It renders
+
+* :meth:`Explorable.static`: a kernel-free version for the rendered book. Every grid point
+  is drawn once, ahead of time, into a PNG, and a few lines of plain JavaScript swap the
+  image when a slider moves, so it works offline in any browser, with no Python;
+* :meth:`Explorable.live`: the ipywidgets version for a running kernel, which redraws for
+  each slider value.
+
+Both call the same ``draw``, so they cannot disagree. :meth:`Explorable.sweep` calls
+``draw`` over the whole grid (what the tests use), and :meth:`Explorable.time_update`
+measures one redraw.
+
+The topic modules (``pgcore.widgets.<topic>``) define the book's explorables.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+__all__ = ["Slider", "Explorable"]
+
+
+@dataclass(frozen=True)
+class Slider:
+    """One slider: the keyword ``name`` passed to ``draw``, its ``label``, and its grid."""
+
+    name: str
+    label: str
+    values: Sequence[float]
+    default: float | None = None
+    fmt: str = "{:.3g}"
+
+    def __post_init__(self) -> None:
+        if len(self.values) == 0:
+            raise ValueError(f"slider {self.name!r} needs at least one value")
+        if self.default is not None and self.default not in list(self.values):
+            raise ValueError(f"slider {self.name!r}: default {self.default!r} is not one of its values")
+
+    @property
+    def default_index(self) -> int:
+        return 0 if self.default is None else list(self.values).index(self.default)
+
+
+@dataclass
+class Explorable:
+    """A figure that depends on slider values, rendered kernel-free or live."""
+
+    draw: Callable[..., Figure]
+    sliders: Sequence[Slider]
+    title: str = ""
+    dpi: int = 72
+    fixed: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sliders]
+        if len(set(names)) != len(names):
+            raise ValueError(f"slider names must be unique, got {names}")
+
+    # -- the grid -------------------------------------------------------------------------
+    def grid(self) -> Iterator[dict]:
+        """Every combination of slider values, last slider fastest."""
+        for combo in itertools.product(*(list(s.values) for s in self.sliders)):
+            yield dict(zip((s.name for s in self.sliders), combo))
+
+    def defaults(self) -> dict:
+        return {s.name: list(s.values)[s.default_index] for s in self.sliders}
+
+    def figure(self, **values) -> Figure:
+        """``draw`` at the given values (defaults for any slider not given)."""
+        kwargs = {**self.defaults(), **values, **self.fixed}
+        return self.draw(**kwargs)
+
+    def sweep(self) -> int:
+        """Draw every grid point (and close each figure); returns the number drawn."""
+        count = 0
+        for values in self.grid():
+            fig = self.figure(**values)
+            if not isinstance(fig, Figure):
+                raise TypeError(f"draw must return a matplotlib Figure, got {type(fig).__name__}")
+            plt.close(fig)
+            count += 1
+        return count
+
+    def time_update(self, **values) -> float:
+        """Seconds for one redraw to a PNG, as the live widget does it."""
+        t0 = time.perf_counter()
+        fig = self.figure(**values)
+        _png(fig, self.dpi)
+        return time.perf_counter() - t0
+
+    # -- kernel-free version ---------------------------------------------------------------
+    def static(self):
+        """An ``IPython.display.HTML`` with precomputed frames and plain-JavaScript sliders."""
+        from IPython.display import HTML
+
+        return HTML(self.static_html())
+
+    def static_html(self) -> str:
+        frames = [_png(self.figure(**values), self.dpi) for values in self.grid()]
+        uid = "pgx-" + uuid.uuid4().hex[:10]
+        sizes = [len(list(s.values)) for s in self.sliders]
+        labels = [[s.fmt.format(v) for v in s.values] for s in self.sliders]
+        start = [s.default_index for s in self.sliders]
+        index = 0
+        for i, n in zip(start, sizes):
+            index = index * n + i
+        controls = "".join(
+            f'<label class="pg-explorable-control">{html.escape(s.label)} '
+            f'<input type="range" min="0" max="{len(list(s.values)) - 1}" step="1" value="{i}" '
+            f'data-slider="{k}" aria-label="{html.escape(s.label)}"> '
+            f'<output>{html.escape(lab[i])}</output></label>'
+            for k, (s, i, lab) in enumerate(zip(self.sliders, start, labels))
+        )
+        title = f'<div class="pg-explorable-title">{html.escape(self.title)}</div>' if self.title else ""
+        return f"""<div class="pg-explorable" id="{uid}">{title}
+<div class="pg-explorable-controls">{controls}</div>
+<img class="pg-explorable-frame" alt="{html.escape(self.title or 'interactive figure')}" src="data:image/png;base64,{frames[index]}" style="max-width:100%;height:auto">
+<div class="pg-explorable-note">Precomputed for {len(frames)} slider settings; works without Python. Run the notebook for the live version.</div>
+<script type="application/json" class="pg-explorable-data">{json.dumps({"frames": frames, "sizes": sizes, "labels": labels})}</script>
+<script>(function() {{
+  var root = document.getElementById("{uid}");
+  var data = JSON.parse(root.querySelector(".pg-explorable-data").textContent);
+  var inputs = root.querySelectorAll("input[type=range]");
+  var img = root.querySelector(".pg-explorable-frame");
+  function redraw() {{
+    var idx = 0;
+    inputs.forEach(function(inp, k) {{
+      var i = parseInt(inp.value, 10);
+      idx = idx * data.sizes[k] + i;
+      inp.parentNode.querySelector("output").textContent = data.labels[k][i];
+    }});
+    img.src = "data:image/png;base64," + data.frames[idx];
+  }}
+  inputs.forEach(function(inp) {{ inp.addEventListener("input", redraw); }});
+}})();</script>
+</div>"""
+
+    # -- live version ----------------------------------------------------------------------
+    def live(self):
+        """An ipywidgets box: one SelectionSlider per slider and an output that redraws."""
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        controls = {
+            s.name: widgets.SelectionSlider(
+                options=[(s.fmt.format(v), v) for v in s.values],
+                value=list(s.values)[s.default_index],
+                description=s.label,
+                continuous_update=False,
+                layout=widgets.Layout(width="420px"),
+            )
+            for s in self.sliders
+        }
+        out = widgets.Output()
+
+        def redraw(_change=None) -> None:
+            fig = self.figure(**{k: w.value for k, w in controls.items()})
+            with out:
+                out.clear_output(wait=True)
+                display(fig)
+            plt.close(fig)
+
+        for w in controls.values():
+            w.observe(redraw, names="value")
+        redraw()
+        return widgets.VBox([widgets.HTML(f"<b>{html.escape(self.title)}</b>"), *controls.values(), out])
+
+
+def _png(fig: Figure, dpi: int) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
