@@ -5,6 +5,8 @@ the exact world (:func:`exact_batch` on a :class:`TabularMDP`) and the sampled w
 (rollouts from gymnasium). Every objective, update and diagnostic takes ``(policy, batch)``.
 """
 
+import warnings
+
 from .batch import Batch, exact_batch, weighted_mean
 from .divergences import kl_categorical, kl_gaussian, mean_kl, total_variation
 from .fisher import (
@@ -18,7 +20,9 @@ from .fisher import (
 )
 from .objectives import clip_fraction, clipped_surrogate, kl_penalized_surrogate, ratio, surrogate
 from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularSoftmaxPolicy, ValueNetwork
+from .rollouts import RolloutCollector, RunningMeanStd, gae
 from .tabular import TabularMDP, chain_mdp, random_mdp, three_armed_bandit, two_state_mdp
+from .train import TrainResult, train  # the module stays importable: from pgcore.train import …
 from .updates import (
     AdaptiveKL,
     dual_gradient_descent,
@@ -35,6 +39,9 @@ __version__ = "0.1.0"
 __all__ = [
     "AdaptiveKL",
     "Batch",
+    "RolloutCollector",
+    "RunningMeanStd",
+    "TrainResult",
     "CategoricalMLPPolicy",
     "GaussianMLPPolicy",
     "TabularMDP",
@@ -46,6 +53,7 @@ __all__ = [
     "conjugate_gradient",
     "dual_gradient_descent",
     "exact_batch",
+    "gae",
     "fisher_matrix",
     "fisher_vector_product",
     "flat_grad",
@@ -65,8 +73,15 @@ __all__ = [
     "surrogate",
     "three_armed_bandit",
     "total_variation",
+    "train",
     "trpo_step",
     "two_state_mdp",
     "vpg_step",
     "weighted_mean",
 ]
+
+# `python -m pgcore.train` runs a module this package has already imported (for the `train`
+# export above); runpy warns about that, harmlessly.
+warnings.filterwarnings(
+    "ignore", message=r"'pgcore\.train' found in sys\.modules", category=RuntimeWarning
+)

@@ -87,7 +87,9 @@ def gae(
         raise ValueError(f"gae: gamma and lam must lie in [0, 1], got gamma={gamma}, lam={lam}")
     dtype = arrays["rewards"].dtype if arrays["rewards"].is_floating_point() else torch.float32
     # The backward recursion is a sequential loop over T: NumPy float64 keeps it cheap.
-    r, v, nv = (arrays[k].detach().cpu().double().numpy() for k in ("rewards", "values", "next_values"))
+    r, v, nv = (
+        arrays[k].detach().cpu().double().numpy() for k in ("rewards", "values", "next_values")
+    )
     term = arrays["terminated"].detach().cpu().numpy().astype(bool)
     done = term | arrays["truncated"].detach().cpu().numpy().astype(bool)
     delta = r + gamma * np.where(term, 0.0, nv) - v
@@ -129,7 +131,9 @@ class RunningMeanStd:
         delta = mean_b - self.mean
         total = self.count + n_b
         self.mean = self.mean + delta * n_b / total
-        self.var = (self.count * self.var + n_b * var_b + delta**2 * self.count * n_b / total) / total
+        self.var = (
+            self.count * self.var + n_b * var_b + delta**2 * self.count * n_b / total
+        ) / total
         self.count = total
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
@@ -139,13 +143,22 @@ class RunningMeanStd:
 
     def state_dict(self) -> dict[str, Tensor | float]:
         """Tensors and floats only, so that ``torch.load(weights_only=True)`` can read it."""
-        return {"mean": torch.from_numpy(self.mean.copy()), "var": torch.from_numpy(self.var.copy()),
-                "count": float(self.count), "clip": float(self.clip), "eps": float(self.eps)}
+        return {
+            "mean": torch.from_numpy(self.mean.copy()),
+            "var": torch.from_numpy(self.var.copy()),
+            "count": float(self.count),
+            "clip": float(self.clip),
+            "eps": float(self.eps),
+        }
 
     def load_state_dict(self, state: dict[str, Tensor | float]) -> None:
         self.mean = state["mean"].numpy().astype(np.float64)
         self.var = state["var"].numpy().astype(np.float64)
-        self.count, self.clip, self.eps = float(state["count"]), float(state["clip"]), float(state["eps"])
+        self.count, self.clip, self.eps = (
+            float(state["count"]),
+            float(state["clip"]),
+            float(state["eps"]),
+        )
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -257,8 +270,15 @@ class RolloutCollector:
         obs_buf[T] = self.obs
         val_buf[T] = value_fn(self._policy_input(self.obs))
         values = val_buf[:T]
-        adv, ret = gae(torch.from_numpy(rew * self.reward_scale).float(), values, val_buf[1:],
-                       torch.from_numpy(term), torch.from_numpy(trunc), gamma, lam)
+        adv, ret = gae(
+            torch.from_numpy(rew * self.reward_scale).float(),
+            values,
+            val_buf[1:],
+            torch.from_numpy(term),
+            torch.from_numpy(trunc),
+            gamma,
+            lam,
+        )
         mask = torch.from_numpy(valid).reshape(-1)
         n = int(mask.sum())
         batch = Batch(
@@ -273,6 +293,10 @@ class RolloutCollector:
         if self.obs_rms is not None:
             self.obs_rms.update(obs_buf[:T][valid])
         self.env_steps += T * N
-        info = {"episode_returns": ep_returns, "episode_lengths": ep_lengths,
-                "episode_end_steps": ep_end_steps, "env_steps": self.env_steps}
+        info = {
+            "episode_returns": ep_returns,
+            "episode_lengths": ep_lengths,
+            "episode_end_steps": ep_end_steps,
+            "env_steps": self.env_steps,
+        }
         return batch, info

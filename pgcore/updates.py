@@ -27,7 +27,13 @@ from torch.distributions import Distribution
 
 from .batch import Batch, weighted_mean
 from .divergences import mean_kl
-from .fisher import conjugate_gradient, fisher_vector_product, flat_grad, flat_params, set_flat_params
+from .fisher import (
+    conjugate_gradient,
+    fisher_vector_product,
+    flat_grad,
+    flat_params,
+    set_flat_params,
+)
 from .objectives import clip_fraction, clipped_surrogate, surrogate
 
 __all__ = [

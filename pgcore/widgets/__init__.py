@@ -13,7 +13,8 @@ Both call the same ``draw``, so they cannot disagree. :meth:`Explorable.sweep` c
 ``draw`` over the whole grid (what the tests use), and :meth:`Explorable.time_update`
 measures one redraw.
 
-The topic modules (``pgcore.widgets.<topic>``) define the book's explorables.
+The topic modules (``pgcore.widgets.<topic>``) define the book's explorables. How a
+chapter shows one (static figure, a note, then the live cell) is in CONTRIBUTING.md.
 """
 
 from __future__ import annotations

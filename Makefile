@@ -1,0 +1,158 @@
+# The two commands:
+#   make book   set up (.venv + vendored JS), build the HTML book with every notebook executed
+#   make test   set up, then run everything: pgcore tests, nbval on every chapter, the book
+#               build, and the browser tests against that freshly built book
+# Other targets: make venv | serve | lab | nbval [NB=book/05_ppo.md] | bench | clean | distclean
+#
+# Everything is idempotent: the setup steps re-run only when requirements.txt, pyproject.toml,
+# package.json or package-lock.json change (stamp files), and an existing .venv is reused.
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(abspath $(VENV))/bin
+PY       := $(BIN)/python
+PIP      := $(PY) -m pip
+PIPFLAGS := --disable-pip-version-check --no-input
+TORCH    := torch==2.13.0
+
+BUILD    := _build
+HTML     := $(BUILD)/html
+VENDOR   := book/_vendor
+NPM_MODS := node_modules
+
+PY_STAMP     := $(VENV)/.installed
+VENDOR_STAMP := $(VENDOR)/.installed
+
+CHROMIUM ?= /usr/bin/chromium
+export PGBOOK_CHROMIUM := $(CHROMIUM)
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+LAB_PORT ?= 8888
+
+# Notebook validation runs the chapters in parallel, one whole notebook per worker.
+NBVAL_WORKERS ?= 2
+PYTEST        := $(PY) -m pytest
+
+# Tools installed in the venv come first on PATH (jupyter kernels, jupytext, ...).
+export PATH := $(BIN):$(PATH)
+# Keep Jupyter quiet in CI. (Do not set MPLBACKEND: it would override the kernels' inline backend.)
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+export JUPYTER_PLATFORM_DIRS := 1
+
+.PHONY: help venv setup book serve test test-py test-html nbval lab bench chromium clean distclean
+
+help:
+	@echo "make book    build the HTML book into $(HTML) (creates .venv and vendored JS on first run)"
+	@echo "make test    pgcore tests + nbval on every chapter + book build + browser tests"
+	@echo "make serve   serve $(HTML) on http://$(HOST):$(PORT)/"
+	@echo "make lab     JupyterLab on $(HOST) with jupytext: book/*.md open as notebooks"
+	@echo "make nbval   validate the chapter notebooks only (NB=book/05_ppo.md for one)"
+	@echo "make bench   benchmarks (see benchmarks/README.md)"
+	@echo "make clean   remove $(BUILD) and caches;  make distclean also removes .venv, node_modules, $(VENDOR)"
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+venv setup: $(PY_STAMP) $(VENDOR_STAMP)
+
+# torch first, from the pinned CPU build, so that nothing else pulls a CUDA build.
+$(PY_STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PIP) install $(PIPFLAGS) $(TORCH)
+	$(PIP) install $(PIPFLAGS) -r requirements.txt
+	@touch $@
+
+# MathJax 3, the ipywidgets HTML manager and RequireJS, pinned by package-lock.json and copied
+# into $(VENDOR) (out of git) so that the built book typesets and shows widgets offline.
+$(VENDOR_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR)
+	mkdir -p $(VENDOR)/mathjax $(VENDOR)/html-manager $(VENDOR)/requirejs
+	mkdir -p $(VENDOR)/mathjax/input $(VENDOR)/mathjax/output
+	cd $(NPM_MODS)/mathjax/es5 && cp -R tex-chtml.js a11y adaptors sre ui ../../../$(VENDOR)/mathjax/ \
+	  && cp -R input/tex ../../../$(VENDOR)/mathjax/input/ && cp -R output/chtml ../../../$(VENDOR)/mathjax/output/
+	cp $(NPM_MODS)/mathjax/LICENSE $(VENDOR)/mathjax/
+	cp $(NPM_MODS)/@jupyter-widgets/html-manager/dist/embed-amd.js $(VENDOR)/html-manager/
+	cp $(NPM_MODS)/@jupyter-widgets/html-manager/dist/*.{woff2,woff,ttf} $(VENDOR)/html-manager/
+	cp $(NPM_MODS)/@jupyter-widgets/html-manager/dist/embed.js.LICENSE.txt $(VENDOR)/html-manager/LICENSE.txt
+	cp $(NPM_MODS)/requirejs/require.js $(VENDOR)/requirejs/
+	@touch $@
+
+# Debian's chromium for the browser tests (CI runs as root; never `playwright install`).
+# CHROMIUM may name another Chromium-based browser already installed (e.g. google-chrome).
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@"$(CHROMIUM)" --version 2>/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# The book.  Execution is forced (config: execute_notebooks: force): Jupyter Book's cache keys
+# only on code cells, not on pgcore, so cached outputs could hide a broken chapter.
+book: setup
+	rm -rf $(HTML) $(BUILD)/jupyter_execute $(BUILD)/.doctrees
+	$(BIN)/jupyter-book build . --all --builder html -W -n --keep-going
+	@echo
+	@echo "The book is in $(abspath $(HTML))/index.html"
+	@echo "Serve it with:  make serve   (http://$(HOST):$(PORT)/)"
+
+serve:
+	@test -f $(HTML)/index.html || { echo "No book in $(HTML): run 'make book' first"; exit 1; }
+	@echo "Serving $(HTML) on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	$(PY) -m http.server $(PORT) --bind $(HOST) --directory $(HTML)
+
+# ---------------------------------------------------------------------------------------------
+# Tests.  Exit codes propagate: nothing here ignores a failure.
+#   1. pgcore's unit/property tests, the repo tests and nbval on every chapter notebook
+#      (--nbval-lax: every cell must run without error; outputs are not compared), in parallel
+#      with one notebook per worker (--dist loadfile);
+#   2. the book build (execution forced, -W -n --keep-going, raise_on_error);
+#   3. the browser tests against the book that step 2 produced.
+test: setup chromium
+	$(PYTEST) -n $(NBVAL_WORKERS) --dist loadfile --nbval-lax -p no:cacheprovider \
+	  --ignore=tests/test_book_html.py tests book
+	$(MAKE) --no-print-directory book
+	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -p no:cacheprovider tests/test_book_html.py
+
+test-py: setup
+	$(PYTEST) -n $(NBVAL_WORKERS) --dist loadfile -p no:cacheprovider --ignore=tests/test_book_html.py tests
+
+test-html: setup chromium
+	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -p no:cacheprovider tests/test_book_html.py
+
+# tests/conftest.py is passed so that it loads: it teaches nbval to read the jupytext .md files.
+NB ?= book
+nbval: setup
+	$(PYTEST) -n $(NBVAL_WORKERS) --dist loadfile --nbval-lax -p no:cacheprovider tests/conftest.py $(NB)
+
+# ---------------------------------------------------------------------------------------------
+# JupyterLab on 127.0.0.1 with jupytext: double-clicking a book/*.md chapter opens it as a
+# notebook (the default viewer for Markdown/MyST is set to "Jupytext Notebook" below), and the
+# live ipywidgets work. The token is random unless JUPYTER_TOKEN is set.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+lab: setup
+	@mkdir -p $(dir $(LAB_SETTINGS))
+	@printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' > $(LAB_SETTINGS)
+	$(BIN)/jupyter lab --ip=$(HOST) --port=$(LAB_PORT) --no-browser \
+	  --ServerApp.port_retries=0 --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/book \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Benchmarks against Stable-Baselines3 (not tests; see benchmarks/README.md). Their extra
+# requirements are kept out of requirements.txt. Pass options with BENCH_ARGS="--seeds 3".
+BENCH_ARGS ?=
+bench: setup
+	$(PIP) install $(PIPFLAGS) -r benchmarks/requirements.txt
+	$(PY) benchmarks/compare_sb3.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .hypothesis .jupyter_cache
+	find . -name __pycache__ -type d -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(NPM_MODS) $(VENDOR)

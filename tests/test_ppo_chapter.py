@@ -1,0 +1,89 @@
+"""Chapter 5's stored runs: present, small, complete, and reproduced exactly by a live slice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "book" / "data" / "ppo"
+SCRIPT = ROOT / "book" / "scripts" / "ppo_table1.py"
+
+PAPER = {  # DESIGN §1: the PPO paper's Table 1
+    "No clipping or penalty": -0.39,
+    "Clipping, ε = 0.1": 0.76, "Clipping, ε = 0.2": 0.82, "Clipping, ε = 0.3": 0.70,
+    "Adaptive KL, d_targ = 0.003": 0.68, "Adaptive KL, d_targ = 0.01": 0.74,
+    "Adaptive KL, d_targ = 0.03": 0.71,
+    "Fixed KL, β = 0.3": 0.62, "Fixed KL, β = 1": 0.71, "Fixed KL, β = 3": 0.72,
+    "Fixed KL, β = 10": 0.69,
+}
+
+
+def _load(name: str) -> dict:
+    path = DATA / name
+    assert path.exists(), f"{path} is missing: run book/scripts/{name.replace('.json', '')}"
+    return json.loads(path.read_text())
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("ppo_table1", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stored_data_is_small():
+    total = sum(p.stat().st_size for p in DATA.glob("*.json"))
+    assert total < 1_000_000, f"book/data/ppo holds {total} bytes"
+
+
+def test_table1_is_complete_and_matches_the_script():
+    data = _load("table1.json")
+    mod = _script()
+    assert data["paper"] == PAPER
+    assert [r["label"] for r in data["rows"]] == [lab for lab, _, _ in mod.ROWS]
+    assert len(data["seeds"]) >= 3
+    for env in data["envs"]:
+        assert env in data["random_return"]
+        for row in data["rows"]:
+            seeds = sorted(r["seed"] for r in data["runs"] if r["env_id"] == env and r["label"] == row["label"])
+            assert seeds == data["seeds"], (env, row["label"])
+    assert data["base"] == mod.BASE and data["envs"] == mod.ENVS
+    for r in data["runs"]:
+        algo, hp = mod.row_hparams(r["label"], r["env_id"])   # pinned, independent of train.DEFAULTS
+        assert (r["algo"], r["hparams"]) == (algo, hp), (r["env_id"], r["label"])
+        assert r["total_steps"] >= data["envs"][r["env_id"]]
+        assert r["n_episodes"] > 0 and r["score"] == r["score"]  # not nan
+
+
+def test_ablation_has_three_code_level_details():
+    data = _load("ablation.json")
+    changed = {k for v in data["variants"] for k in v["hparams"]}
+    assert len(changed) >= 3, changed
+    assert data["variants"][0]["hparams"] == {}
+    assert len(data["seeds"]) >= 3
+    assert len(data["runs"]) == len(data["variants"]) * len(data["seeds"])
+
+
+def test_live_slice_reproduces_the_stored_run_exactly():
+    data = _load("table1.json")
+    mod = _script()
+    spec = data["slice"]
+    assert spec == mod.SLICE
+    stored = next(r for r in data["runs"] if r["env_id"] == spec["env_id"] and r["label"] == spec["label"]
+                  and r["seed"] == spec["seed"])["slice"]
+    live = json.loads(json.dumps(mod.slice_run()))   # the same float round trip as the stored file
+    assert len(live) == len(stored) == spec["iterations"]
+    for i, (a, b) in enumerate(zip(live, stored)):
+        assert a == b, f"iteration {i} differs: {a} != {b}"
+
+
+@pytest.mark.parametrize("name", ["ppo_table1.py", "ppo_ablation.py"])
+def test_scripts_are_importable(name):
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "book" / "scripts" / name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert callable(mod.main)
