@@ -109,12 +109,14 @@ serve:
 
 # ---------------------------------------------------------------------------------------------
 # Tests.  Exit codes propagate: nothing here ignores a failure.
+#   0. ruff (lint) on the Python sources;
 #   1. pgcore's unit/property tests, the repo tests and nbval on every chapter notebook
 #      (--nbval-lax: every cell must run without error; outputs are not compared), in parallel
 #      with one notebook per worker (--dist loadfile);
 #   2. the book build (execution forced, -W -n --keep-going, raise_on_error);
 #   3. the browser tests against the book that step 2 produced.
 test: setup chromium
+	$(PY) -m ruff check pgcore tests benchmarks book/scripts
 	$(PYTEST) -n $(NBVAL_WORKERS) --dist loadfile --nbval-lax -p no:cacheprovider \
 	  --ignore=tests/test_book_html.py tests book
 	$(MAKE) --no-print-directory book

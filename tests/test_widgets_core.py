@@ -52,9 +52,13 @@ def test_live_widget_builds_and_redraws():
     w = _explorable().live()
     sliders = [c for c in w.children if hasattr(c, "options")]
     assert len(sliders) == 2
+    image = w.children[-1]
+    before = image.value
+    assert before[:8] == b"\x89PNG\r\n\x1a\n"
     CALLS.clear()
     sliders[0].value = 2.0
     assert CALLS and CALLS[-1][0] == 2.0
+    assert image.value != before
 
 
 def test_time_update_and_validation():

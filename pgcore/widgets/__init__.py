@@ -111,7 +111,7 @@ class Explorable:
         return HTML(self.static_html())
 
     def static_html(self) -> str:
-        frames = [_png(self.figure(**values), self.dpi) for values in self.grid()]
+        frames = [base64.b64encode(_png(self.figure(**values), self.dpi)).decode("ascii") for values in self.grid()]
         uid = "pgx-" + uuid.uuid4().hex[:10]
         sizes = [len(list(s.values)) for s in self.sliders]
         labels = [[s.fmt.format(v) for v in s.values] for s in self.sliders]
@@ -152,9 +152,12 @@ class Explorable:
 
     # -- live version ----------------------------------------------------------------------
     def live(self):
-        """An ipywidgets box: one SelectionSlider per slider and an output that redraws."""
+        """An ipywidgets box: one SelectionSlider per slider and an image that redraws.
+
+        Each slider move calls ``draw`` and swaps the PNG of an ``ipywidgets.Image`` (no
+        output clearing, so the page does not jump).
+        """
         import ipywidgets as widgets
-        from IPython.display import display
 
         controls = {
             s.name: widgets.SelectionSlider(
@@ -166,23 +169,21 @@ class Explorable:
             )
             for s in self.sliders
         }
-        out = widgets.Output()
+        image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
 
         def redraw(_change=None) -> None:
             fig = self.figure(**{k: w.value for k, w in controls.items()})
-            with out:
-                out.clear_output(wait=True)
-                display(fig)
-            plt.close(fig)
+            image.value = _png(fig, self.dpi)
 
         for w in controls.values():
             w.observe(redraw, names="value")
         redraw()
-        return widgets.VBox([widgets.HTML(f"<b>{html.escape(self.title)}</b>"), *controls.values(), out])
+        return widgets.VBox([widgets.HTML(f"<b>{html.escape(self.title)}</b>"), *controls.values(), image])
 
 
-def _png(fig: Figure, dpi: int) -> str:
+def _png(fig: Figure, dpi: int) -> bytes:
+    """The figure as PNG bytes (and close it)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
