@@ -37,6 +37,17 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("explore", deadline=None, max_examples=500)
 settings.load_profile("ci")
 
+
+@pytest.fixture(autouse=True)
+def _torch_one_thread():
+    """Every test runs torch on one thread (fastest for tiny tensors, as in pgcore.train)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 REPO = Path(__file__).resolve().parent.parent
 BOOK_SRC = REPO / "book"
 _SKIP_PARTS = {

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from pgcore import AdaptiveKL, exact_batch, ppo_update
 from pgcore.widgets import ppo as W
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("make", [W.clip_explorable, W.beta_explorable], ids=["clip", "beta"])

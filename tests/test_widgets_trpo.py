@@ -16,14 +16,6 @@ import pgcore
 from pgcore.widgets import trpo as tw
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _np_mlp_probs(policy: tw.OneHotMLPPolicy) -> np.ndarray:
     """softmax(W2 tanh(W1 e_s + b1) + b2) for every state, in NumPy."""
     lin = [m for m in policy.net if isinstance(m, torch.nn.Linear)]
