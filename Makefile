@@ -66,20 +66,16 @@ $(PY_STAMP): requirements.txt pyproject.toml
 	$(PIP) install $(PIPFLAGS) -r requirements.txt
 	@touch $@
 
-# MathJax 3, the ipywidgets HTML manager and RequireJS, pinned by package-lock.json and copied
-# into $(VENDOR) (out of git) so that the built book typesets and shows widgets offline.
+# MathJax 3, pinned by package-lock.json and copied into $(VENDOR) (out of git) so that the
+# built book typesets offline. (No widget manager: pages show kernel-free widgets only.)
 $(VENDOR_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -rf $(VENDOR)
-	mkdir -p $(VENDOR)/mathjax $(VENDOR)/html-manager $(VENDOR)/requirejs
+	mkdir -p $(VENDOR)/mathjax
 	mkdir -p $(VENDOR)/mathjax/input $(VENDOR)/mathjax/output
 	cd $(NPM_MODS)/mathjax/es5 && cp -R tex-chtml.js a11y adaptors sre ui ../../../$(VENDOR)/mathjax/ \
 	  && cp -R input/tex ../../../$(VENDOR)/mathjax/input/ && cp -R output/chtml ../../../$(VENDOR)/mathjax/output/
 	cp $(NPM_MODS)/mathjax/LICENSE $(VENDOR)/mathjax/
-	cp $(NPM_MODS)/@jupyter-widgets/html-manager/dist/embed-amd.js $(VENDOR)/html-manager/
-	cp $(NPM_MODS)/@jupyter-widgets/html-manager/dist/*.{woff2,woff,ttf} $(VENDOR)/html-manager/
-	cp $(NPM_MODS)/@jupyter-widgets/html-manager/dist/embed.js.LICENSE.txt $(VENDOR)/html-manager/LICENSE.txt
-	cp $(NPM_MODS)/requirejs/require.js $(VENDOR)/requirejs/
 	@touch $@
 
 # Debian's chromium for the browser tests (CI runs as root; never `playwright install`).
