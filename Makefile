@@ -105,7 +105,7 @@ serve:
 
 # ---------------------------------------------------------------------------------------------
 # Tests.  Exit codes propagate: nothing here ignores a failure.
-#   0. ruff (lint) on the Python sources;
+#   0. ruff (lint, and the formatting that `ruff format` writes) on the Python sources;
 #   1. pgcore's unit/property tests, the repo tests and nbval on every chapter notebook
 #      (--nbval-lax: every cell must run without error; outputs are not compared), in parallel
 #      with one notebook per worker (--dist loadfile);
@@ -113,6 +113,7 @@ serve:
 #   3. the browser tests against the book that step 2 produced.
 test: setup chromium
 	$(PY) -m ruff check pgcore tests benchmarks book/scripts
+	$(PY) -m ruff format --check pgcore tests benchmarks book/scripts
 	$(PYTEST) -n $(NBVAL_WORKERS) --dist loadfile --nbval-lax -p no:cacheprovider \
 	  --ignore=tests/test_book_html.py tests book
 	$(MAKE) --no-print-directory book

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import pgcore
-from pgcore.train import resolve_hparams, steps_to_threshold, train
+from pgcore.training import resolve_hparams, steps_to_threshold, train
 
 WINDOW = 20
 
@@ -138,8 +138,8 @@ class _Clock:
 def run_pgcore(env_id: str, algo: str, threshold: float, budget: int, seed: int) -> dict:
     clock = _Clock()
 
-    def stop(history: list[dict]) -> bool:
-        hit = steps_to_threshold(history, threshold, WINDOW)
+    def stop(row: dict, state) -> bool:
+        hit = steps_to_threshold(state.history, threshold, WINDOW)
         if hit is not None:
             clock.mark(hit[0])
         return hit is not None

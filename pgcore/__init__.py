@@ -5,9 +5,9 @@ the exact world (:func:`exact_batch` on a :class:`TabularMDP`) and the sampled w
 (rollouts from gymnasium). Every objective, update and diagnostic takes ``(policy, batch)``.
 """
 
-import warnings
-
-from .batch import Batch, exact_batch, weighted_mean
+from .batch import Batch, exact_batch, normalize_advantages, weighted_mean
+from .claims import claim, glue_values
+from .config import NPGConfig, PPOConfig, RolloutConfig, TRPOConfig, VPGConfig
 from .divergences import kl_categorical, kl_gaussian, mean_kl, total_variation
 from .fisher import (
     conjugate_gradient,
@@ -21,22 +21,48 @@ from .fisher import (
 from .objectives import clip_fraction, clipped_surrogate, kl_penalized_surrogate, ratio, surrogate
 from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularSoftmaxPolicy, ValueNetwork
 from .rollouts import RolloutCollector, RunningMeanStd, gae
+from . import advantage  # noqa: E402  (estimating the advantage on the exact world)
 from .tabular import TabularMDP, chain_mdp, random_mdp, three_armed_bandit, two_state_mdp
-from .train import TrainResult, train  # the module stays importable: from pgcore.train import …
+from .training import (
+    TrainingDivergedError,
+    TrainResult,
+    TrainState,
+    evaluate,
+    history_arrays,
+    load,
+    resolve_hparams,
+    save,
+    train,
+)
 from .updates import (
     AdaptiveKL,
+    NonFiniteUpdateError,
     dual_gradient_descent,
     natural_gradient_step,
     ppo_clip_update,
     ppo_kl_update,
+    ppo_loss,
     ppo_update,
     trpo_step,
+    update_diagnostics,
     vpg_step,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NPGConfig",
+    "PPOConfig",
+    "RolloutConfig",
+    "TRPOConfig",
+    "TrainState",
+    "TrainingDivergedError",
+    "VPGConfig",
+    "evaluate",
+    "history_arrays",
+    "load",
+    "resolve_hparams",
+    "save",
     "AdaptiveKL",
     "Batch",
     "RolloutCollector",
@@ -48,6 +74,7 @@ __all__ = [
     "TabularSoftmaxPolicy",
     "ValueNetwork",
     "chain_mdp",
+    "claim",
     "clip_fraction",
     "clipped_surrogate",
     "conjugate_gradient",
@@ -58,12 +85,17 @@ __all__ = [
     "fisher_vector_product",
     "flat_grad",
     "flat_params",
+    "glue_values",
     "kl_categorical",
     "kl_gaussian",
     "kl_hessian",
     "kl_penalized_surrogate",
     "mean_kl",
     "natural_gradient_step",
+    "NonFiniteUpdateError",
+    "normalize_advantages",
+    "ppo_loss",
+    "update_diagnostics",
     "ppo_clip_update",
     "ppo_kl_update",
     "ppo_update",
@@ -79,9 +111,3 @@ __all__ = [
     "vpg_step",
     "weighted_mean",
 ]
-
-# `python -m pgcore.train` runs a module this package has already imported (for the `train`
-# export above); runpy warns about that, harmlessly.
-warnings.filterwarnings(
-    "ignore", message=r"'pgcore\.train' found in sys\.modules", category=RuntimeWarning
-)

@@ -13,7 +13,7 @@ import torch
 
 from .tabular import TabularMDP
 
-__all__ = ["Batch", "exact_batch", "weighted_mean"]
+__all__ = ["Batch", "exact_batch", "normalize_advantages", "policy_table", "weighted_mean"]
 
 
 def weighted_mean(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,6 +93,30 @@ class Batch:
         return weighted_mean(x, self.weights)
 
 
+def normalize_advantages(batch: Batch) -> Batch:
+    """The batch with its advantages standardised with the batch weights w:
+
+        Â ← (Â − E_w[Â]) / (Std_w[Â] + 10⁻⁸),  Std_w[Â] = sqrt(E_w[(Â − E_w[Â])²]).
+
+    The weighted moments make this right in both worlds (d^π·π weights on the exact batch, 1/N
+    on rollouts). A batch with fewer than two rows is returned unchanged (its standard deviation
+    is zero). Every other field is kept (``dataclasses.replace``); ``batch`` itself is not
+    modified.
+    """
+    adv = batch.advantages
+    if adv.numel() < 2:
+        return batch
+    mean = weighted_mean(adv, batch.weights)
+    std = weighted_mean((adv - mean) ** 2, batch.weights).sqrt()
+    return replace(batch, advantages=(adv - mean) / (std + 1e-8))
+
+
+def policy_table(policy, n_states: int) -> torch.Tensor:
+    """The [S, A] float64 table π(a|s) of any policy with ``distribution(state indices)`` (detached)."""
+    with torch.no_grad():
+        return policy.distribution(torch.arange(n_states)).probs.to(torch.float64)
+
+
 def exact_batch(mdp: TabularMDP, policy) -> Batch:
     """Every (s, a) with weight d^π(s)·π(a|s) and the exact advantage A^π(s, a).
 
@@ -103,8 +127,8 @@ def exact_batch(mdp: TabularMDP, policy) -> Batch:
     holds Q^π(s, a).
     """
     S, A = mdp.n_states, mdp.n_actions
+    pi = policy_table(policy, S)
     with torch.no_grad():
-        pi = policy.distribution(torch.arange(S)).probs.to(torch.float64)
         V, Q = mdp.values(pi)
         adv = Q - V[:, None]
         d = mdp.occupancy(pi)

@@ -9,19 +9,23 @@ with d^π the normalised discounted occupancy (it sums to one). Then
 
 * performance difference lemma:  J(π') − J(π) = (1/(1−γ))·E_{s∼d^{π'}, a∼π'}[A^π(s, a)];
 * first-order match:             J(π') − J(π) = Ā(π')/(1−γ) + O(‖π' − π‖²);
-* state mismatch (coupling):     TV(p_t^{π'}, p_t^π) ≤ 1 − (1−ε)^t ≤ εt, where
-  ε = max_s TV(π'(·|s), π(·|s)) and TV = ½Σ|p − q|, so Σ_s |p_t^{π'}(s) − p_t^π(s)| ≤ 2εt;
+* state mismatch (coupling):     D_TV(p_t^{π'}, p_t^π) ≤ 1 − (1−α)^t ≤ αt, where
+  α = max_s D_TV(π'(·|s), π(·|s)) and D_TV = ½Σ|p − q|, so Σ_s |p_t^{π'}(s) − p_t^π(s)| ≤ 2αt;
 * surrogate gap:                 |J(π') − J(π) − Ā(π')/(1−γ)|
-                                   ≤ 4 ε_A γ ε² / ((1−γ)(1 − γ(1−ε))) ≤ 4 ε_A γ ε² / (1−γ)²,
-  with ε_A = max_{s,a} |A^π(s, a)|  (Schulman et al. 2015, Theorem 1, in the book's units);
-* TRPO's lower bound:            J(π') ≥ J(π) + Ā(π')/(1−γ) − C·KL_max(π‖π'),
-  C = 4 ε_A γ / (1−γ)², KL_max = max_s KL(π(·|s) ‖ π'(·|s)) (using TV² ≤ KL/2 ≤ KL).
+                                   ≤ 4 A_max γ α² / ((1−γ)(1 − γ(1−α))) ≤ 4 A_max γ α² / (1−γ)²,
+  with A_max = max_{s,a} |A^π(s, a)|  (Schulman et al. 2015, Theorem 1, in the book's units;
+  the paper writes ε for A_max and the lecture ε for α);
+* TRPO's lower bound:            J(π') ≥ M_π(π') = J(π) + Ā(π')/(1−γ) − C·D_KL^max(π‖π'),
+  C = 4 A_max γ / (1−γ)², D_KL^max = max_s KL(π(·|s) ‖ π'(·|s)) (using D_TV² ≤ KL/2 ≤ KL).
+
+Every function takes the new policy first, then the old one: ``f(pi_new, pi_old)``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ._checks import check_in_unit_interval
 from .divergences import kl_categorical, total_variation
 from .tabular import TabularMDP
 
@@ -69,17 +73,21 @@ def performance_difference(mdp: TabularMDP, pi_new, pi_old) -> tuple[torch.Tenso
 
 
 def max_tv(pi_new, pi_old) -> torch.Tensor:
-    """ε = max_s TV(π'(·|s), π(·|s)), with TV = ½Σ_a |π'(a|s) − π(a|s)|."""
+    """α = max_s D_TV(π'(·|s), π(·|s)), with D_TV = ½Σ_a |π'(a|s) − π(a|s)|."""
     return total_variation(torch.as_tensor(pi_new), torch.as_tensor(pi_old)).max()
 
 
-def max_kl(pi_old, pi_new) -> torch.Tensor:
-    """KL_max = max_s KL(π(·|s) ‖ π'(·|s)), old policy first (TRPO's direction)."""
+def max_kl(pi_new, pi_old) -> torch.Tensor:
+    """D_KL^max(π‖π') = max_s KL(π(·|s) ‖ π'(·|s)): the KL in TRPO's direction, old policy π first.
+
+    The arguments come in the order of every other function here, ``(pi_new, pi_old)``; the
+    KL inside is KL(π_old ‖ π_new).
+    """
     return kl_categorical(torch.as_tensor(pi_old), torch.as_tensor(pi_new)).max()
 
 
 def state_tv(mdp: TabularMDP, pi_new, pi_old, horizon: int) -> torch.Tensor:
-    """TV(p_t^{π'}, p_t^π) for t = 0..horizon, where p_t^π(s) = Pr(s_t = s) under π from μ₀."""
+    """D_TV(p_t^{π'}, p_t^π) for t = 0..horizon, where p_t^π(s) = Pr(s_t = s) under π from μ₀."""
     pi_new, pi_old = _pair(mdp, pi_new, pi_old)
     return total_variation(
         mdp.state_distributions(pi_new, horizon), mdp.state_distributions(pi_old, horizon)
@@ -87,13 +95,15 @@ def state_tv(mdp: TabularMDP, pi_new, pi_old, horizon: int) -> torch.Tensor:
 
 
 def coupling_bound(eps, t) -> torch.Tensor:
-    """1 − (1−ε)^t: the coupling bound on TV(p_t^{π'}, p_t^π) when every state's TV is ≤ ε."""
+    """1 − (1−α)^t: the coupling bound on D_TV(p_t^{π'}, p_t^π) when every state's D_TV is ≤ α = ``eps``."""
     eps = torch.as_tensor(eps, dtype=torch.float64)
     t = torch.as_tensor(t, dtype=torch.float64)
     if (eps < 0).any() or (eps > 1).any():
-        raise ValueError("eps is a total variation distance and must lie in [0, 1]")
+        raise ValueError(
+            f"eps (α, a total variation distance) must lie in [0, 1], got {eps.tolist()!r}"
+        )
     if (t < 0).any():
-        raise ValueError("t must be non-negative")
+        raise ValueError(f"t must be non-negative, got {t.tolist()!r}")
     return 1.0 - (1.0 - eps) ** t
 
 
@@ -111,9 +121,9 @@ def _eps_adv(mdp: TabularMDP, pi_old: torch.Tensor) -> torch.Tensor:
 def surrogate_gap_bound(mdp: TabularMDP, pi_new, pi_old, *, loose: bool = False) -> torch.Tensor:
     """The bound on |J(π') − J(π) − Ā(π')/(1−γ)| from the coupling argument.
 
-    4 ε_A γ ε² / ((1−γ)(1 − γ(1−ε))), or with ``loose=True`` the simpler
-    4 ε_A γ ε² / (1−γ)² of Schulman et al. (2015, Theorem 1); ε = max_s TV(π'(·|s), π(·|s))
-    and ε_A = max_{s,a} |A^π(s, a)|.
+    4 A_max γ α² / ((1−γ)(1 − γ(1−α))), or with ``loose=True`` the simpler
+    4 A_max γ α² / (1−γ)² of Schulman et al. (2015, Theorem 1); α = max_s D_TV(π'(·|s), π(·|s))
+    and A_max = max_{s,a} |A^π(s, a)|.
     """
     pi_new, pi_old = _pair(mdp, pi_new, pi_old)
     g = mdp.gamma
@@ -124,18 +134,18 @@ def surrogate_gap_bound(mdp: TabularMDP, pi_new, pi_old, *, loose: bool = False)
 
 
 def trpo_penalty_coefficient(mdp: TabularMDP, pi_old) -> torch.Tensor:
-    """C = 4 ε_A γ / (1−γ)², with ε_A = max_{s,a} |A^π(s, a)| (Schulman et al. 2015, Theorem 1)."""
+    """C = 4 A_max γ / (1−γ)², with A_max = max_{s,a} |A^π(s, a)| (Schulman et al. 2015, Theorem 1)."""
     pi_old = mdp.check_policy(pi_old)
     return 4.0 * _eps_adv(mdp, pi_old) * mdp.gamma / (1.0 - mdp.gamma) ** 2
 
 
 def trpo_lower_bound(mdp: TabularMDP, pi_new, pi_old) -> torch.Tensor:
-    """M(π') = J(π) + Ā(π')/(1−γ) − C·KL_max(π‖π'): a minoriser of J(π'), equal to J(π) at π' = π."""
+    """M_π(π') = J(π) + Ā(π')/(1−γ) − C·D_KL^max(π‖π'): a minoriser of J(π'), equal to J(π) at π' = π."""
     pi_new, pi_old = _pair(mdp, pi_new, pi_old)
     return (
         mdp.performance(pi_old)
         + surrogate_advantage(mdp, pi_new, pi_old) / (1.0 - mdp.gamma)
-        - trpo_penalty_coefficient(mdp, pi_old) * max_kl(pi_old, pi_new)
+        - trpo_penalty_coefficient(mdp, pi_old) * max_kl(pi_new, pi_old)
     )
 
 
@@ -144,9 +154,7 @@ def mixture(pi_old, pi_target, alpha: float) -> torch.Tensor:
 
     Every state's TV to π is α·TV(π_target(·|s), π(·|s)).
     """
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    alpha = check_in_unit_interval("alpha", alpha)
     pi_old = torch.as_tensor(pi_old, dtype=torch.float64)
     pi_target = torch.as_tensor(pi_target, dtype=torch.float64)
     if pi_old.shape != pi_target.shape:

@@ -6,9 +6,12 @@
 * **Gaussian**: a one-step contextual problem, s ∼ N(0, s_var), a ∼ N(k·s, σ²) with
   θ = (k, σ) and log π(a|s) = −(k·s − a)²/(2σ²) − log σ − ½ log 2π, and the objective
   J(k, σ) = E[−(a − k*·s)²] = −s_var·(k − k*)² − σ². Its Fisher is F = diag(s_var/σ², 2/σ²).
+  The natural gradient is F⁻¹∇J = σ²·diag(1/s_var, 1/2)·∇J: a fixed rescaling of the vanilla
+  gradient (the ratio of their slopes is 2/s_var at every (k, σ)), times σ².
 * **Tabular softmax**: the natural gradient step in closed form, the multiplicative-weights
-  update π'(a|s) ∝ π(a|s)·exp(α·A(s, a)).
-* **Step-size forms**: the trust-region step size and the two wrong forms found in notes.
+  update π'(a|s) ∝ π(a|s)·exp(η·A(s, a)).
+* **Step-size forms**: the trust-region step size η = sqrt(2δ/(gᵀF⁻¹g)) and the wrong forms
+  that lecture notes print (δ is the KL radius, ``max_kl`` in code; the notes write ε).
 
 Everything here is a closed form that the chapter checks against pgcore's generic code
 (fisher_matrix, kl_hessian, natural_gradient_step), and the tests check against NumPy.
@@ -140,7 +143,8 @@ class GaussianExample:
         return np.stack([sigma**2 / self.s_var * g[..., 0], sigma**2 / 2.0 * g[..., 1]], axis=-1)
 
     def kl(self, k, sigma, k2, sigma2):
-        """E_s[KL(N(k s, σ²) ‖ N(k2 s, σ2²))] = log(σ2/σ) + (σ² + s_var(k − k2)²)/(2σ2²) − ½."""
+        """The mean KL E_s[KL(π_old‖π_new)] from (k, σ) to (k2, σ2):
+        E_s[KL(N(k s, σ²) ‖ N(k2 s, σ2²))] = log(σ2/σ) + (σ² + s_var(k − k2)²)/(2σ2²) − ½."""
         return (
             np.log(sigma2 / sigma) + (sigma**2 + self.s_var * (k - k2) ** 2) / (2 * sigma2**2) - 0.5
         )
@@ -160,7 +164,7 @@ class GaussianExample:
     def fisher_autograd(
         self, k: float, sigma: float, n: int = 100_000, seed: int = 0
     ) -> np.ndarray:
-        """The Hessian of E_s[KL(π_θ‖π_θ')] at θ' = θ by autograd (the KL in closed form,
+        """The Hessian of D̄_KL(θ') = E_s[KL(π_θ‖π_θ')] at θ' = θ by autograd (the KL in closed form,
         the s-expectation by Monte Carlo over ``n`` states)."""
         gen = torch.Generator().manual_seed(seed)
         s = torch.randn(n, generator=gen, dtype=torch.float64) * math.sqrt(self.s_var)
@@ -182,10 +186,11 @@ def _occupancy_and_advantages(mdp: TabularMDP, pi: torch.Tensor):
 
 
 def tabular_npg_alpha(mdp: TabularMDP, pi: torch.Tensor, max_kl: float) -> float:
-    """α = sqrt(2ε / E_{s∼d^π, a∼π}[A^π(s, a)²]): the trust-region step in closed form.
+    """η = sqrt(2δ / E_{s∼d^π, a∼π}[A^π(s, a)²]): the trust-region step size in closed form.
 
     For the tabular softmax, gᵀF⁻¹g = E_{d,π}[A²] (g the surrogate gradient on the exact
-    batch, F the d-weighted Fisher), so this is sqrt(2ε / (gᵀF⁻¹g)).
+    batch, F the d-weighted Fisher), so this is sqrt(2δ / (gᵀF⁻¹g)) with δ = ``max_kl``.
+    (The name keeps the α of earlier versions; the book writes η for step sizes.)
     """
     d, A, pi = _occupancy_and_advantages(mdp, pi)
     ea2 = float((d[:, None] * pi * A**2).sum())
@@ -197,12 +202,12 @@ def tabular_npg_alpha(mdp: TabularMDP, pi: torch.Tensor, max_kl: float) -> float
 def tabular_npg_policy(
     mdp: TabularMDP, pi: torch.Tensor, *, max_kl: float | None = None, alpha: float | None = None
 ) -> torch.Tensor:
-    """π'(a|s) ∝ π(a|s)·exp(α·A^π(s, a)), normalised over actions a only (state by state).
+    """π'(a|s) ∝ π(a|s)·exp(η·A^π(s, a)), normalised over actions a only (state by state).
 
     This is the natural gradient step of a tabular softmax policy on the exact batch,
-    θ ← θ + α·F⁻¹g with g the surrogate gradient (= (1−γ)∇J): F⁻¹g = A up to a constant per
-    state, which the softmax ignores. Give either ``alpha`` or ``max_kl`` = ε, in which case
-    α = :func:`tabular_npg_alpha`.
+    θ ← θ + η·F⁻¹g with g the surrogate gradient (= (1−γ)∇J): F⁻¹g = A up to a constant per
+    state, which the softmax ignores. Give either the step size η as ``alpha`` or the KL
+    radius δ as ``max_kl``, in which case η = :func:`tabular_npg_alpha`.
     """
     if (max_kl is None) == (alpha is None):
         raise ValueError("give exactly one of max_kl or alpha")
@@ -214,27 +219,40 @@ def tabular_npg_policy(
 
 
 # -- the trust-region step size and its misprints ------------------------------------------------
-def step_size_forms(g: np.ndarray, F: np.ndarray, eps: float) -> dict:
-    """The step Δ = α·F⁻¹g for three step sizes α, with ½ΔᵀFΔ for each.
+def step_size_forms(g: np.ndarray, F: np.ndarray, max_kl: float) -> dict:
+    """The step Δ = η·F⁻¹g for four step sizes η, with the quadratic KL model ½ΔᵀFΔ of each.
 
-    * ``"sqrt(2eps/gFinvg)"``: α = sqrt(2ε / gᵀF⁻¹g), the right one: ½ΔᵀFΔ = ε exactly;
-    * ``"sqrt(eps/gFinvg)"``: the 2 dropped: ½ΔᵀFΔ = ε/2;
-    * ``"sqrt(2eps/gFg)"``: gᵀFg in the denominator: ½ΔᵀFΔ = ε·(gᵀF⁻¹g)/(gᵀFg), anything.
+    δ = ``max_kl`` is the KL radius (the notes write ε). The keys name the forms as the notes
+    print them, with ``eps`` for the radius:
 
-    F⁻¹ is the pseudo-inverse (F may be singular, as for a tabular softmax). Returns
-    {name: {"alpha", "delta", "quad_kl"}}.
+    * ``"sqrt(2eps/gFinvg)"``: η = sqrt(2δ / gᵀF⁻¹g), the right one: ½ΔᵀFΔ = δ exactly;
+    * ``"sqrt(eps/gFinvg)"``: the 2 dropped: ½ΔᵀFΔ = δ/2;
+    * ``"sqrt(2eps/gFg)"``: gᵀFg in the denominator (the CampusAI notes on CS285 lecture 9):
+      ½ΔᵀFΔ = δ·(gᵀF⁻¹g)/(gᵀFg), anything;
+    * ``"sqrt(eps/gFg)"``: both mistakes at once (the CS/STAT 184 notes):
+      ½ΔᵀFΔ = ½·δ·(gᵀF⁻¹g)/(gᵀFg).
+
+    F⁻¹ is the pseudo-inverse (F may be singular, as for a tabular softmax; g must lie in the
+    range of F). Returns {name: {"alpha", "delta", "quad_kl"}}, where "alpha" is the step
+    size η (the key keeps its earlier name).
     """
     g = np.asarray(g, dtype=float)
     F = np.asarray(F, dtype=float)
+    max_kl = float(max_kl)
+    if not (math.isfinite(max_kl) and max_kl > 0):
+        raise ValueError(f"max_kl must be a positive, finite number, got {max_kl!r}")
     x = np.linalg.pinv(F, hermitian=True) @ g
     gFinvg = float(g @ x)
     gFg = float(g @ F @ g)
+    if not (gFinvg > 0 and gFg > 0):
+        raise ValueError("gᵀF⁺g and gᵀFg must be positive: g is zero or outside the range of F")
     out = {}
-    for name, alpha in (
-        ("sqrt(2eps/gFinvg)", math.sqrt(2 * eps / gFinvg)),
-        ("sqrt(eps/gFinvg)", math.sqrt(eps / gFinvg)),
-        ("sqrt(2eps/gFg)", math.sqrt(2 * eps / gFg)),
+    for name, eta in (
+        ("sqrt(2eps/gFinvg)", math.sqrt(2 * max_kl / gFinvg)),
+        ("sqrt(eps/gFinvg)", math.sqrt(max_kl / gFinvg)),
+        ("sqrt(2eps/gFg)", math.sqrt(2 * max_kl / gFg)),
+        ("sqrt(eps/gFg)", math.sqrt(max_kl / gFg)),
     ):
-        delta = alpha * x
-        out[name] = {"alpha": alpha, "delta": delta, "quad_kl": 0.5 * float(delta @ F @ delta)}
+        delta = eta * x
+        out[name] = {"alpha": eta, "delta": delta, "quad_kl": 0.5 * float(delta @ F @ delta)}
     return out

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Independent, Normal
 
+from ._checks import check_finite, check_int
+
 __all__ = [
     "TabularSoftmaxPolicy",
     "CategoricalMLPPolicy",
@@ -33,11 +35,10 @@ class TabularSoftmaxPolicy(nn.Module):
 
     def __init__(self, n_states: int, n_actions: int, logits: torch.Tensor | None = None):
         super().__init__()
-        if int(n_states) != n_states or n_states < 1:
-            raise ValueError(f"n_states must be a positive integer, got {n_states!r}")
-        if int(n_actions) != n_actions or n_actions < 1:
-            raise ValueError(f"n_actions must be a positive integer, got {n_actions!r}")
-        self.n_states, self.n_actions = int(n_states), int(n_actions)
+        self.n_states, self.n_actions = (
+            check_int("n_states", n_states),
+            check_int("n_actions", n_actions),
+        )
         if logits is None:
             logits = torch.zeros(self.n_states, self.n_actions, dtype=torch.float64)
         else:
@@ -68,6 +69,18 @@ class TabularSoftmaxPolicy(nn.Module):
         return Categorical(logits=self.logits[obs])
 
 
+def _check_hidden(hidden) -> tuple[int, ...]:
+    """``hidden`` as a tuple of positive layer widths (a list or tuple; () means no hidden layer)."""
+    if isinstance(hidden, str) or not isinstance(hidden, Sequence):
+        raise ValueError(
+            f"hidden must be a tuple of positive layer widths such as (64, 64), got {hidden!r}"
+        )
+    for h in hidden:
+        if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+            raise ValueError(f"hidden must be a tuple of positive integer widths, got {hidden!r}")
+    return tuple(int(h) for h in hidden)
+
+
 def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
     """Orthogonal weights with ``gain`` and zero bias, as in the PPO implementations."""
     nn.init.orthogonal_(layer.weight, gain)
@@ -91,7 +104,11 @@ class CategoricalMLPPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64)):
         super().__init__()
-        self.obs_dim, self.n_actions, self.hidden = int(obs_dim), int(n_actions), tuple(hidden)
+        self.obs_dim, self.n_actions = (
+            check_int("obs_dim", obs_dim),
+            check_int("n_actions", n_actions),
+        )
+        self.hidden = _check_hidden(hidden)
         self.net = mlp(self.obs_dim, self.n_actions, self.hidden, out_gain=0.01)
 
     def distribution(self, obs: torch.Tensor) -> Categorical:
@@ -109,9 +126,11 @@ class GaussianMLPPolicy(nn.Module):
         log_std_init: float = 0.0,
     ):
         super().__init__()
-        self.obs_dim, self.act_dim, self.hidden = int(obs_dim), int(act_dim), tuple(hidden)
+        self.obs_dim, self.act_dim = check_int("obs_dim", obs_dim), check_int("act_dim", act_dim)
+        self.hidden = _check_hidden(hidden)
+        log_std_init = check_finite("log_std_init", log_std_init)
         self.mean = mlp(self.obs_dim, self.act_dim, self.hidden, out_gain=0.01)
-        self.log_std = nn.Parameter(torch.full((self.act_dim,), float(log_std_init)))
+        self.log_std = nn.Parameter(torch.full((self.act_dim,), log_std_init))
 
     def distribution(self, obs: torch.Tensor) -> Independent:
         mean = self.mean(obs)
@@ -123,7 +142,7 @@ class ValueNetwork(nn.Module):
 
     def __init__(self, obs_dim: int, hidden: Sequence[int] = (64, 64)):
         super().__init__()
-        self.obs_dim, self.hidden = int(obs_dim), tuple(hidden)
+        self.obs_dim, self.hidden = check_int("obs_dim", obs_dim), _check_hidden(hidden)
         self.net = mlp(self.obs_dim, 1, self.hidden, out_gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

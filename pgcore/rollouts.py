@@ -22,14 +22,26 @@ reported ``env_steps`` never flatter pgcore.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from pgcore.batch import Batch
 
-__all__ = ["gae", "RunningMeanStd", "RolloutCollector", "make_vector_env"]
+__all__ = [
+    "gae",
+    "RunningMeanStd",
+    "RolloutCollector",
+    "make_vector_env",
+    "resolve_env_id",
+    "sample_action",
+]
 
 
 def _as_tensor(x: Tensor | np.ndarray, name: str) -> Tensor:
@@ -161,13 +173,85 @@ class RunningMeanStd:
         )
 
 
-def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """Gymnasium's native vectorised environment where one exists (CartPole), else a
-    ``SyncVectorEnv``. Both autoreset in ``NEXT_STEP`` mode (see the module docstring)."""
-    spec = gym.spec(env_id)
-    if spec.vector_entry_point is not None:
-        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+def sample_action(dist: Distribution, generator: torch.Generator | None) -> Tensor:
+    """A sample of ``dist`` drawn from ``generator`` (not from torch's global generator).
+
+    Supports the distributions pgcore's policies return: ``Categorical``, ``Normal``,
+    ``Bernoulli`` and ``Independent`` wrappers of them. The draws are
+    ``torch.multinomial(probs)``, ``loc + scale·randn`` and ``rand < probs``. Raises
+    ``TypeError`` for any other distribution."""
+    base = dist.base_dist if isinstance(dist, Independent) else dist
+    with torch.no_grad():
+        if isinstance(base, Categorical):
+            probs = base.probs
+            flat = probs.reshape(-1, probs.shape[-1])
+            idx = torch.multinomial(flat, 1, generator=generator)
+            return idx.reshape(probs.shape[:-1])
+        if isinstance(base, Normal):
+            loc, scale = torch.broadcast_tensors(base.loc, base.scale)
+            noise = torch.randn(loc.shape, generator=generator, dtype=loc.dtype)
+            return loc + scale * noise
+        if isinstance(base, Bernoulli):
+            probs = base.probs
+            u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype)
+            return (u < probs).to(probs.dtype)
+    raise TypeError(
+        f"cannot sample {type(dist).__name__} from a run-owned generator: pgcore samples "
+        "Categorical, Normal, Bernoulli and Independent(...) of them"
+    )
+
+
+def resolve_env_id(env_id: str) -> str:
+    """The registered id of ``env_id``; the ``"module:EnvId"`` form imports ``module`` first
+    (which registers the environment), as ``gymnasium.make`` does. ``ValueError`` for an id
+    gymnasium does not know or a module that cannot be imported."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env must be a gymnasium env id or a callable, got {env_id!r}")
+    name = env_id
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(f"unknown env id {env_id!r}: cannot import {module!r} ({e})") from None
+    try:
+        gym.spec(name)
+    except gym.error.Error as e:
+        raise ValueError(f"unknown env id {env_id!r}: {e}") from None
+    return name
+
+
+def make_vector_env(
+    env: str | Callable[..., gym.Env],
+    num_envs: int,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env`` as one vector environment (autoreset ``NEXT_STEP``, see
+    the module docstring).
+
+    ``env`` is a gymnasium id (``"CartPole-v1"`` or ``"module:EnvId"``) or a callable returning
+    a ``gymnasium.Env``; ``env_kwargs`` go to ``gymnasium.make`` or to the callable. An id
+    uses gymnasium's native vectorised environment where one exists (CartPole) and no
+    ``env_kwargs`` are given, else a ``SyncVectorEnv``."""
+    kwargs = dict(env_kwargs or {})
+    if isinstance(env, str):
+        env_id = resolve_env_id(env)
+        spec = gym.spec(env_id)
+        if spec.vector_entry_point is not None and not kwargs:
+            return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **kwargs)
+    if not callable(env):
+        raise ValueError(f"env must be a gymnasium env id or a callable, got {env!r}")
+
+    def thunk() -> gym.Env:
+        made = env(**kwargs)
+        if not isinstance(made, gym.Env):
+            raise ValueError(
+                f"env: the callable {env!r} returned {type(made).__name__}, not a gymnasium.Env"
+            )
+        return made
+
+    return gym.vector.SyncVectorEnv([thunk] * num_envs)
 
 
 class RolloutCollector:
@@ -184,6 +268,13 @@ class RolloutCollector:
     :class:`RunningMeanStd` that is frozen during a rollout and updated with the rollout's
     raw observations at its end, so every observation in a batch, and its bootstrap value,
     uses the same statistics.
+
+    Actions are sampled with :func:`sample_action` from ``generator`` (default: a new
+    ``torch.Generator`` seeded with ``seed``), never from torch's global generator, so runs
+    in several threads of one process do not disturb each other. ``obs_rms`` continues an
+    existing normaliser (it is updated in place). ``bootstrap_truncated=False`` hands GAE
+    every truncated step as terminated (no bootstrap from the final observation): the common
+    time-limit bug, for ablations only.
     """
 
     def __init__(
@@ -192,13 +283,20 @@ class RolloutCollector:
         seed: int,
         normalize_obs: bool = False,
         reward_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        obs_rms: RunningMeanStd | None = None,
+        bootstrap_truncated: bool = True,
     ) -> None:
         self.env = env
+        self.bootstrap_truncated = bool(bootstrap_truncated)
+        self.generator = torch.Generator().manual_seed(seed) if generator is None else generator
         self.reward_scale = reward_scale
         self.num_envs = env.num_envs
         self.discrete = isinstance(env.single_action_space, gym.spaces.Discrete)
         obs_dim = int(np.prod(env.single_observation_space.shape))
-        self.obs_rms = RunningMeanStd(obs_dim) if normalize_obs else None
+        self.obs_rms = None
+        if normalize_obs:
+            self.obs_rms = obs_rms if obs_rms is not None else RunningMeanStd(obs_dim)
         if not self.discrete:
             self.low = env.single_action_space.low
             self.high = env.single_action_space.high
@@ -244,7 +342,7 @@ class RolloutCollector:
             obs_buf[t] = self.obs
             x = self._policy_input(self.obs)
             dist = policy.distribution(x)
-            action = dist.sample()
+            action = sample_action(dist, self.generator)
             logp_buf[t] = dist.log_prob(action)
             val_buf[t] = value_fn(x)
             x_buf.append(x)
@@ -274,7 +372,7 @@ class RolloutCollector:
             torch.from_numpy(rew * self.reward_scale).float(),
             values,
             val_buf[1:],
-            torch.from_numpy(term),
+            torch.from_numpy(term if self.bootstrap_truncated else term | trunc),
             torch.from_numpy(trunc),
             gamma,
             lam,

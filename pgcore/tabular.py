@@ -4,7 +4,7 @@ Notation (the book's): states s, actions a, transition kernel P(s'|s,a), reward 
 initial distribution μ₀, discount 0 ≤ γ < 1, and a stochastic policy π given as an [S, A]
 tensor of probabilities π(a|s). Everything is float64 and differentiable in ``pi``:
 
-* V^π = (I − γ P_π)⁻¹ r_π, with P_π[s, s'] = Σ_a π(a|s) P(s'|s,a) and r_π[s] = Σ_a π(a|s) R(s,a)
+* V^π = (I − γ P_π)⁻¹ R_π, with P_π[s, s'] = Σ_a π(a|s) P(s'|s,a) and R_π[s] = Σ_a π(a|s) R(s,a)
 * Q^π(s,a) = R(s,a) + γ Σ_{s'} P(s'|s,a) V^π(s')
 * A^π(s,a) = Q^π(s,a) − V^π(s)
 * d^π(s) = (1−γ) Σ_t γᵗ Pr(s_t = s), the normalised discounted occupancy, which solves
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ._checks import check_int, check_number
 
 __all__ = [
     "TabularMDP",
@@ -37,6 +39,13 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} has non-finite entries (NaN or inf)")
     return t
+
+
+def _check_gamma(gamma) -> float:
+    g = check_number("gamma", gamma)
+    if not (0.0 <= g < 1.0):
+        raise ValueError(f"gamma must be in [0, 1), got {gamma!r}")
+    return g
 
 
 class TabularMDP:
@@ -78,17 +87,14 @@ class TabularMDP:
             raise ValueError("mu0 has negative entries")
         if abs(mu0.sum().item() - 1.0) > 1e-6:
             raise ValueError(f"mu0 must sum to 1, got {mu0.sum().item():.6g}")
-        try:
-            gamma = float(gamma)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"gamma must be a number in [0, 1), got {gamma!r}") from exc
-        if not (0.0 <= gamma < 1.0):
-            raise ValueError(f"gamma must be in [0, 1), got {gamma!r}")
+        gamma = _check_gamma(gamma)
         self.P, self.R, self.mu0, self.gamma = P, R, mu0, gamma
         self.n_states, self.n_actions = S, A
 
     def __repr__(self) -> str:
-        return f"TabularMDP(n_states={self.n_states}, n_actions={self.n_actions}, gamma={self.gamma})"
+        return (
+            f"TabularMDP(n_states={self.n_states}, n_actions={self.n_actions}, gamma={self.gamma})"
+        )
 
     # -- policy-dependent quantities -------------------------------------------------------
     def check_policy(self, pi) -> torch.Tensor:
@@ -113,7 +119,7 @@ class TabularMDP:
         return torch.einsum("sa,sat->st", pi, self.P)
 
     def values(self, pi) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (V^π [S], Q^π [S, A]) by solving (I − γP_π) V = r_π exactly."""
+        """Return (V^π [S], Q^π [S, A]) by solving (I − γP_π) V = R_π exactly."""
         pi = self.check_policy(pi)
         P_pi = torch.einsum("sa,sat->st", pi, self.P)
         r_pi = (pi * self.R).sum(-1)
@@ -141,11 +147,10 @@ class TabularMDP:
 
     def state_distributions(self, pi, horizon: int) -> torch.Tensor:
         """Pr(s_t = s) for t = 0..horizon, shape [horizon + 1, S] (p_{t+1} = p_t P_π)."""
-        if int(horizon) != horizon or horizon < 0:
-            raise ValueError(f"horizon must be a non-negative integer, got {horizon!r}")
+        horizon = check_int("horizon", horizon, minimum=0)
         P_pi = self.transition_matrix(pi)
         rows = [self.mu0]
-        for _ in range(int(horizon)):
+        for _ in range(horizon):
             rows.append(rows[-1] @ P_pi)
         return torch.stack(rows)
 
@@ -156,12 +161,10 @@ def random_mdp(n_states: int, n_actions: int, gamma: float = 0.9, seed: int = 0)
     Transition rows and μ₀ are Dirichlet(1) draws and rewards are uniform on [0, 1), all from
     ``numpy.random.default_rng(seed)``.
     """
-    if int(n_states) != n_states or n_states < 1:
-        raise ValueError(f"n_states must be a positive integer, got {n_states!r}")
-    if int(n_actions) != n_actions or n_actions < 1:
-        raise ValueError(f"n_actions must be a positive integer, got {n_actions!r}")
+    S, A = check_int("n_states", n_states), check_int("n_actions", n_actions)
+    seed = check_int("seed", seed, minimum=0)
+    _check_gamma(gamma)
     rng = np.random.default_rng(seed)
-    S, A = int(n_states), int(n_actions)
     P = rng.dirichlet(np.ones(S), size=(S, A))
     R = rng.uniform(0.0, 1.0, size=(S, A))
     mu0 = rng.dirichlet(np.ones(S))
@@ -171,7 +174,7 @@ def random_mdp(n_states: int, n_actions: int, gamma: float = 0.9, seed: int = 0)
 def three_armed_bandit(rewards=(1.0, 0.6, 0.0), gamma: float = 0.0) -> TabularMDP:
     """One state, three actions with deterministic rewards: a policy is a point on the simplex.
 
-    With γ = 0 the performance is J(π) = Σ_a π(a) r(a) and A(a) = r(a) − J(π).
+    With γ = 0 the performance is J(π) = Σ_a π(a) R(a) and A(a) = R(a) − J(π).
     """
     r = torch.as_tensor(rewards, dtype=_DTYPE)
     if r.shape != (3,):
@@ -202,11 +205,10 @@ def chain_mdp(n_states: int = 6, slip: float = 0.1, gamma: float = 0.95) -> Tabu
     Being in state 0 pays a small reward 0.1 and being at the far right pays 1, so a myopic
     policy drifts left while the optimal one walks right. Episodes start in state 1.
     """
-    if int(n_states) != n_states or n_states < 3:
-        raise ValueError(f"n_states must be an integer ≥ 3, got {n_states!r}")
+    n = check_int("n_states", n_states, minimum=3)
+    slip = check_number("slip", slip)
     if not (0.0 <= slip < 0.5):
         raise ValueError(f"slip must be in [0, 0.5), got {slip!r}")
-    n = int(n_states)
     P = torch.zeros(n, 2, n, dtype=_DTYPE)
     for s in range(n):
         left, right = max(s - 1, 0), min(s + 1, n - 1)

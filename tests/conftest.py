@@ -48,6 +48,7 @@ def _torch_one_thread():
     yield
     torch.set_num_threads(n)
 
+
 REPO = Path(__file__).resolve().parent.parent
 BOOK_SRC = REPO / "book"
 _SKIP_PARTS = {

@@ -41,7 +41,9 @@ def mdp_arrays(mdp):
     return mdp.P.numpy(), mdp.R.numpy(), mdp.mu0.numpy(), mdp.gamma
 
 
-def random_policy(n_states: int, n_actions: int, seed: int, scale: float = 1.0) -> pg.TabularSoftmaxPolicy:
+def random_policy(
+    n_states: int, n_actions: int, seed: int, scale: float = 1.0
+) -> pg.TabularSoftmaxPolicy:
     g = torch.Generator().manual_seed(seed)
     logits = scale * torch.randn(n_states, n_actions, generator=g, dtype=torch.float64)
     return pg.TabularSoftmaxPolicy(n_states, n_actions, logits=logits)

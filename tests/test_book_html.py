@@ -230,8 +230,12 @@ def test_page_renders_offline(doc, book_dir, book_server, browser):
         # -- no embedded ipywidgets: live widgets need a kernel, so their cells do not
         # run in the build (skip-execution); no widget state, no widget manager
         html = page.content()
-        for marker in ("application/vnd.jupyter.widget-state+json",
-                       "application/vnd.jupyter.widget-view+json", "embed-amd", "require.js"):
+        for marker in (
+            "application/vnd.jupyter.widget-state+json",
+            "application/vnd.jupyter.widget-view+json",
+            "embed-amd",
+            "require.js",
+        ):
             assert marker not in html, f"{doc}: page embeds ipywidgets machinery ({marker})"
 
         # -- console and network ---------------------------------------------------------
@@ -375,3 +379,38 @@ def test_book_size_is_small(book_dir):
     assert total < MAX_BOOK_MB * 1024**2, (
         f"the built book is {total / 1024**2:.1f} MB, over the {MAX_BOOK_MB} MB budget"
     )
+
+
+@pytest.mark.parametrize("doc", CHAPTER_DOCS or ["(no chapter notebooks yet)"])
+def test_phone_reading_maths_reachable_and_not_tab_stops(doc, book_server, browser):
+    """At 390 px (a phone), no inline formula is clipped out of reach: each one either fits or
+    scrolls sideways; and equations are not keyboard tab stops (a keyboard user reaches the
+    figures' sliders without tabbing through every equation)."""
+    if doc.startswith("("):
+        pytest.fail("no chapter notebooks in the toc")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith(book_server) else r.abort(),
+    )
+    try:
+        page.goto(book_server + f"{doc}.html", wait_until="load")
+        _wait_for_mathjax(page)
+        res = page.evaluate(
+            """() => {
+                 const clipped = [];
+                 for (const s of document.querySelectorAll('span.math')) {
+                   const cs = getComputedStyle(s);
+                   if (s.scrollWidth > s.clientWidth + 1 && !['auto', 'scroll'].includes(cs.overflowX))
+                     clipped.push(s.textContent.slice(0, 60));
+                 }
+                 const tabbable = document.querySelectorAll('mjx-container[tabindex="0"]').length;
+                 return {clipped, tabbable, n: document.querySelectorAll('span.math').length};
+               }"""
+        )
+        assert res["n"] > 0, "no inline maths found on a chapter page"
+        assert not res["clipped"], f"{doc}: inline formulas clipped at 390 px: {res['clipped'][:5]}"
+        assert res["tabbable"] == 0, f"{doc}: {res['tabbable']} equations are tab stops"
+    finally:
+        context.close()

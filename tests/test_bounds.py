@@ -96,7 +96,9 @@ def test_max_tv_and_max_kl_take_the_worst_state():
     p = torch.tensor([[0.5, 0.5], [1.0, 0.0]], dtype=torch.float64)
     q = torch.tensor([[0.5, 0.5], [0.75, 0.25]], dtype=torch.float64)
     assert bounds.max_tv(p, q).item() == pytest.approx(0.25)
-    assert bounds.max_kl(p, q).item() == pytest.approx(np.log(1 / 0.75))
+    # (pi_new, pi_old) like every function in bounds: KL(old ‖ new) = KL(p ‖ q) with p old
+    assert bounds.max_kl(q, p).item() == pytest.approx(np.log(1 / 0.75))
+    assert bounds.max_kl(p, q).item() == float("inf")  # KL(q‖p): q puts mass where p has none
 
 
 def test_coupling_bound_values_and_validation():

@@ -102,9 +102,13 @@ def test_kl_penalized_surrogate():
     pol = pg.TabularSoftmaxPolicy(3, 2)
     batch = pg.exact_batch(mdp, pol)
     old = pol.distribution(batch.obs)
-    new = pg.TabularSoftmaxPolicy(3, 2, logits=torch.tensor([[1.0, 0], [0, 1], [0.5, 0]], dtype=torch.float64))
+    new = pg.TabularSoftmaxPolicy(
+        3, 2, logits=torch.tensor([[1.0, 0], [0, 1], [0.5, 0]], dtype=torch.float64)
+    )
     val = pg.kl_penalized_surrogate(new, batch, 2.0, old)
-    expected = pg.surrogate(new, batch) - 2.0 * pg.mean_kl(old, new.distribution(batch.obs), batch.weights)
+    expected = pg.surrogate(new, batch) - 2.0 * pg.mean_kl(
+        old, new.distribution(batch.obs), batch.weights
+    )
     assert val.item() == pytest.approx(expected.item(), abs=1e-14)
     with pytest.raises(ValueError, match="beta"):
         pg.kl_penalized_surrogate(new, batch, -1.0, old)

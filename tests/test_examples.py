@@ -92,6 +92,23 @@ def test_gaussian_closed_forms_against_finite_differences():
     assert ex.fisher(K, S).shape == (3, 4, 2, 2)
 
 
+@pytest.mark.parametrize("s_var", [0.25, 3.0])
+def test_gaussian_natural_field_is_a_fixed_rescaling_of_the_vanilla_one(s_var):
+    """F⁻¹∇J = σ²·diag(1/s_var, 1/2)·∇J: the two fields differ by a constant matrix times σ²,
+    the ratio of their slopes is 2/s_var everywhere and cond(F) does not depend on σ."""
+    ex = GaussianExample(k_star=0.5, s_var=s_var)
+    K, S = np.meshgrid(np.linspace(-2, 3, 11), np.geomspace(1e-3, 2.0, 9))
+    van, nat = ex.grad(K, S), ex.natural_grad(K, S)
+    np.testing.assert_allclose(nat[..., 0], S**2 / s_var * van[..., 0], rtol=1e-12)
+    np.testing.assert_allclose(nat[..., 1], S**2 / 2 * van[..., 1], rtol=1e-12)
+    off = K != ex.k_star  # where the k-components vanish both slopes are infinite
+    van, nat = van[off], nat[off]
+    slope_ratio = (van[:, 1] / van[:, 0]) / (nat[:, 1] / nat[:, 0])
+    np.testing.assert_allclose(slope_ratio, 2 / s_var, rtol=1e-12)
+    cond = np.linalg.cond(ex.fisher(K, S))
+    np.testing.assert_allclose(cond, max(s_var, 2) / min(s_var, 2), rtol=1e-9)
+
+
 def test_gaussian_J_by_monte_carlo():
     ex = GaussianExample(k_star=1.0, s_var=0.25)
     rng = np.random.default_rng(0)
@@ -183,13 +200,37 @@ def test_step_size_forms():
     M = rng.normal(size=(4, 4))
     F = M @ M.T + 0.1 * np.eye(4)
     g = rng.normal(size=4)
-    eps = 0.01
-    forms = step_size_forms(g, F, eps)
+    delta = 0.01
+    forms = step_size_forms(g, F, delta)
     gFinvg = g @ np.linalg.solve(F, g)
     gFg = g @ F @ g
-    assert forms["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(eps, rel=1e-10)
-    assert forms["sqrt(eps/gFinvg)"]["quad_kl"] == pytest.approx(eps / 2, rel=1e-10)
-    assert forms["sqrt(2eps/gFg)"]["quad_kl"] == pytest.approx(eps * gFinvg / gFg, rel=1e-8)
+    assert set(forms) == {
+        "sqrt(2eps/gFinvg)",
+        "sqrt(eps/gFinvg)",
+        "sqrt(2eps/gFg)",
+        "sqrt(eps/gFg)",
+    }
+    assert forms["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(delta, rel=1e-10)
+    assert forms["sqrt(eps/gFinvg)"]["quad_kl"] == pytest.approx(delta / 2, rel=1e-10)
+    assert forms["sqrt(2eps/gFg)"]["quad_kl"] == pytest.approx(delta * gFinvg / gFg, rel=1e-8)
+    # the CS/STAT 184 form, both mistakes at once: ½·δ·(gᵀF⁻¹g)/(gᵀFg)
+    assert forms["sqrt(eps/gFg)"]["quad_kl"] == pytest.approx(0.5 * delta * gFinvg / gFg, rel=1e-8)
+    assert forms["sqrt(eps/gFg)"]["alpha"] == pytest.approx(math.sqrt(delta / gFg), rel=1e-12)
     np.testing.assert_allclose(
-        forms["sqrt(2eps/gFinvg)"]["delta"], math.sqrt(2 * eps / gFinvg) * np.linalg.solve(F, g)
+        forms["sqrt(2eps/gFinvg)"]["delta"], math.sqrt(2 * delta / gFinvg) * np.linalg.solve(F, g)
     )
+    with pytest.raises(ValueError):
+        step_size_forms(g, F, 0.0)
+    with pytest.raises(ValueError):
+        step_size_forms(np.zeros(4), F, delta)
+
+
+def test_step_size_forms_singular_fisher_uses_the_pseudo_inverse():
+    """F = diag(2, 0) and g = (1, 0) ∈ range(F): F⁺g = (½, 0), and every form steps along it."""
+    F = np.diag([2.0, 0.0])
+    g = np.array([1.0, 0.0])
+    forms = step_size_forms(g, F, 0.02)
+    np.testing.assert_allclose(
+        forms["sqrt(2eps/gFinvg)"]["delta"], [math.sqrt(2 * 0.02 / 0.5) * 0.5, 0.0]
+    )
+    assert forms["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(0.02, rel=1e-12)

@@ -8,6 +8,11 @@
   C = 4 ε_A γ / (1−γ)².
 * Pinsker (chapter 2) in both KL directions, and the second-order agreement of the two
   directions of the mean KL.
+* Corollary (policy improvement theorem, chapter 1): if ā(s) = Σ_a π'(a|s) A^π(s, a) ≥ 0 at
+  every state, then V^{π'} ≥ V^π at every state.
+* Proposition (chain rule for the trajectory KL, chapter 1): KL(p_τ‖q_τ) over T steps equals
+  Σ_t E_{s∼p_t^{π'}}[KL(π'(·|s)‖π(·|s))], and E_q[W²] ≥ exp KL(p_τ‖q_τ) for the trajectory
+  weight W = p_τ/q_τ; both checked against a brute-force enumeration of every trajectory.
 """
 
 from __future__ import annotations
@@ -151,3 +156,78 @@ def test_mismatch_bound_is_attained_by_the_trap_door(eps, horizon):
     tv = bounds.state_tv(mdp, new, old, horizon)
     coupling = bounds.coupling_bound(bounds.max_tv(new, old).item(), t)
     assert torch.allclose(tv, coupling, atol=1e-12, rtol=0)
+
+
+@SETTINGS
+@given(st.integers(1, 6), st.integers(1, 4), st.floats(0.0, 0.97), st.integers(0, 100_000))
+def test_policy_improvement_theorem(S, A, gamma, seed):
+    """Any π' that, state by state, picks actions with A^π ≥ 0 (or mixes them with π) has ā ≥ 0
+    and raises V at every state; the greedy policy is one of them."""
+    rng = np.random.default_rng(seed)
+    mdp = pgcore.random_mdp(S, A, gamma=gamma, seed=seed)
+    old = torch.softmax(torch.as_tensor(2.0 * rng.standard_normal((S, A))), -1)
+    adv = mdp.advantages(old)
+    # a random distribution over the actions with non-negative advantage at each state
+    greedy = torch.nn.functional.one_hot(adv.argmax(-1), A).to(torch.float64)
+    weights = torch.as_tensor(rng.random((S, A))) * ((adv >= 0) | (greedy > 0))
+    target = weights / weights.sum(-1, keepdim=True)
+    V_old = mdp.values(old)[0]
+    for new in (greedy, target, bounds.mixture(old, target, float(rng.random()))):
+        abar = (new * adv).sum(-1)
+        assert (abar >= -1e-12).all()
+        V_new = mdp.values(new)[0]
+        assert (V_new >= V_old - 1e-9 * (1.0 + V_old.abs().max())).all()
+
+
+def _trajectory_law(mdp, pi, T):
+    """Brute force: the probability of every (s_0, a_0, ..., s_{T-1}, a_{T-1}), shape [S, A]*T."""
+    P, mu0, pi = mdp.P.numpy(), mdp.mu0.numpy(), np.asarray(pi)
+    S, A = pi.shape
+    law = np.zeros((S, A) * T)
+    for path in np.ndindex(*law.shape):
+        s, a = path[0::2], path[1::2]
+        prob = mu0[s[0]]
+        for t in range(T):
+            prob *= pi[s[t], a[t]]
+            if t + 1 < T:
+                prob *= P[s[t], a[t], s[t + 1]]
+        law[path] = prob
+    return law
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 100_000))
+def test_trajectory_kl_chain_rule(S, A, T, seed):
+    rng = np.random.default_rng(seed)
+    mdp = pgcore.random_mdp(S, A, seed=seed)
+    target = torch.softmax(torch.as_tensor(1.5 * rng.standard_normal((S, A))), -1)
+    proposal = torch.softmax(torch.as_tensor(1.5 * rng.standard_normal((S, A))), -1)
+    p_tau = _trajectory_law(mdp, target.numpy(), T)
+    q_tau = _trajectory_law(mdp, proposal.numpy(), T)
+    assert np.isclose(p_tau.sum(), 1.0) and np.isclose(q_tau.sum(), 1.0)
+    m = p_tau > 0
+    kl_tau = float(np.sum(p_tau[m] * np.log(p_tau[m] / q_tau[m])))
+    p_t = mdp.state_distributions(target, T - 1)  # [T, S]
+    chain = (p_t * pgcore.kl_categorical(target, proposal)).sum().item()
+    assert abs(kl_tau - chain) <= 1e-10 * (1.0 + chain)
+    second_moment = float(np.sum(p_tau[m] ** 2 / q_tau[m]))  # E_q[W²]
+    assert second_moment >= np.exp(kl_tau) * (1 - 1e-10)
+
+
+def test_trajectory_second_moments_do_not_multiply():
+    """The review's two-step example: E_q[(w0 w1)²] = 1.78 but E_q[w0²]·E_q[w1²] = 7.47."""
+    P = torch.zeros(3, 2, 3, dtype=torch.float64)
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 1] = P[2, :, 2] = 1.0
+    mdp = pgcore.TabularMDP(P, torch.zeros(3, 2), torch.tensor([1.0, 0.0, 0.0]), 0.9)
+    target = np.array([[0.9, 0.1], [0.5, 0.5], [0.9, 0.1]])
+    proposal = np.array([[0.5, 0.5], [0.5, 0.5], [0.1, 0.9]])
+    p_tau, q_tau = _trajectory_law(mdp, target, 2), _trajectory_law(mdp, proposal, 2)
+    m = q_tau > 0
+    second = float(np.sum(p_tau[m] ** 2 / q_tau[m]))
+    w2 = (target**2 / proposal).sum(-1)
+    q_states = mdp.state_distributions(torch.as_tensor(proposal), 1).numpy()
+    product = float(q_states[0] @ w2) * float(q_states[1] @ w2)
+    assert np.isclose(second, 0.5 * 1.8**2 + 0.5 * 0.2**2 * (0.81 / 0.1 + 0.01 / 0.9))
+    assert np.isclose(product, 1.64 * (0.5 + 0.5 * (0.81 / 0.1 + 0.01 / 0.9)))
+    assert round(second, 2) == 1.78 and round(product, 2) == 7.47

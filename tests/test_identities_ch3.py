@@ -1,11 +1,14 @@
 """Property tests (hypothesis) of chapter 3's identities, on random MDPs, policies and networks.
 
 * the tabular natural-gradient step is the multiplicative-weights update
-  π' ∝ π·exp(α·A) with α = sqrt(2ε / E_{d,π}[A²]) (trust region) or α = η (fixed rate η),
+  π' ∝ π·exp(η·A) with η = sqrt(2δ / E_{d,π}[A²]) (trust region, radius δ) or a fixed η,
   and gᵀF⁻¹g = E_{d,π}[A²];
 * the KL is ½ΔᵀFΔ to second order: the relative error vanishes linearly in ‖Δ‖ (third-order
   remainder), for tabular and for neural policies;
-* the trust-region scaling makes ½ΔᵀFΔ = ε exactly, with F (+ damping·I) the matrix CG uses.
+* the trust-region scaling makes ½ΔᵀFΔ = δ exactly, with F (+ κ·I, κ = damping) the matrix CG uses;
+* a policy gradient always lies in the range of the Fisher matrix of its batch, so the
+  natural step exists even when F is singular;
+* of the step sizes notes print, only sqrt(2δ/gᵀF⁻¹g) hits the target.
 """
 
 import math
@@ -30,7 +33,7 @@ def _exact_cg_iters(mdp) -> int:
 
 @SETTINGS
 @given(mdp_and_policy(max_states=4, max_actions=4), st.floats(1e-4, 0.2))
-def test_trust_region_npg_is_multiplicative_weights(mp, eps):
+def test_trust_region_npg_is_multiplicative_weights(mp, max_kl):
     mdp, pol = mp
     batch = pg.exact_batch(mdp, pol)
     pi = pol.probs().detach()
@@ -39,11 +42,11 @@ def test_trust_region_npg_is_multiplicative_weights(mp, eps):
     assume(ea2 > 1e-10)
     # the occupancy of some state may be tiny: CG then needs the residual to be very small
     assume(batch.weights.min().item() > 1e-6)
-    closed = tabular_npg_policy(mdp, pi, max_kl=eps)
-    info = pg.natural_gradient_step(pol, batch, max_kl=eps, cg_iters=_exact_cg_iters(mdp))
+    closed = tabular_npg_policy(mdp, pi, max_kl=max_kl)
+    info = pg.natural_gradient_step(pol, batch, max_kl=max_kl, cg_iters=_exact_cg_iters(mdp))
     assert info["gFinvg"] == pytest.approx(ea2, rel=1e-6)
-    assert info["step_size"] == pytest.approx(math.sqrt(2 * eps / ea2), rel=1e-6)
-    assert tabular_npg_alpha(mdp, pi, eps) == pytest.approx(info["step_size"], rel=1e-6)
+    assert info["step_size"] == pytest.approx(math.sqrt(2 * max_kl / ea2), rel=1e-6)
+    assert tabular_npg_alpha(mdp, pi, max_kl) == pytest.approx(info["step_size"], rel=1e-6)
     torch.testing.assert_close(pol.probs().detach(), closed, atol=1e-7, rtol=1e-6)
 
 
@@ -142,16 +145,16 @@ def test_kl_is_quadratic_with_third_order_remainder_mlp(seed, n_actions, obs_dim
 
 @SETTINGS
 @given(mdp_and_policy(max_states=4, max_actions=3), st.floats(1e-5, 1.0))
-def test_trust_region_scaling_is_exact_tabular(mp, eps):
+def test_trust_region_scaling_is_exact_tabular(mp, max_kl):
     mdp, pol = mp
     batch = pg.exact_batch(mdp, pol)
     F = pg.fisher_matrix(pol, batch.obs, batch.weights)
     theta = pg.flat_params(pol)
-    info = pg.natural_gradient_step(pol, batch, max_kl=eps, cg_iters=_exact_cg_iters(mdp))
+    info = pg.natural_gradient_step(pol, batch, max_kl=max_kl, cg_iters=_exact_cg_iters(mdp))
     assume(info["step_taken"])
-    delta = pg.flat_params(pol) - theta
-    assert 0.5 * (delta @ F @ delta).item() == pytest.approx(eps, rel=1e-7)
-    assert info["predicted_kl"] == pytest.approx(eps, rel=1e-12)
+    step = pg.flat_params(pol) - theta
+    assert 0.5 * (step @ F @ step).item() == pytest.approx(max_kl, rel=1e-7)
+    assert info["predicted_kl"] == pytest.approx(max_kl, rel=1e-12)
 
 
 @SETTINGS
@@ -161,9 +164,9 @@ def test_trust_region_scaling_is_exact_tabular(mp, eps):
     st.sampled_from([0.0, 1e-3, 0.1]),
     st.integers(1, 12),
 )
-def test_trust_region_scaling_is_exact_mlp_with_damping(seed, eps, damping, cg_iters):
+def test_trust_region_scaling_is_exact_mlp_with_damping(seed, max_kl, damping, cg_iters):
     """With a neural policy, sampled advantages, damping and a truncated CG, still
-    ½Δᵀ(F + damping·I)Δ = ε exactly: the scaling uses the same matrix and the CG output."""
+    ½Δᵀ(F + κI)Δ = δ exactly (κ = damping): the scaling uses the same matrix and the CG output."""
     torch.manual_seed(seed)
     pol = pg.CategoricalMLPPolicy(3, 3, hidden=(4,)).double()
     obs = torch.randn(10, 3, dtype=torch.float64)
@@ -181,28 +184,53 @@ def test_trust_region_scaling_is_exact_mlp_with_damping(seed, eps, damping, cg_i
         pg.flat_params(pol).numel(), dtype=torch.float64
     )
     theta = pg.flat_params(pol)
-    info = pg.natural_gradient_step(pol, batch, max_kl=eps, cg_iters=cg_iters, damping=damping)
+    info = pg.natural_gradient_step(pol, batch, max_kl=max_kl, cg_iters=cg_iters, damping=damping)
     assume(info["step_taken"])
-    delta = pg.flat_params(pol) - theta
-    assert 0.5 * (delta @ F @ delta).item() == pytest.approx(eps, rel=1e-6)
+    step = pg.flat_params(pol) - theta
+    assert 0.5 * (step @ F @ step).item() == pytest.approx(max_kl, rel=1e-6)
 
 
 @SETTINGS
 @given(st.integers(0, 2**31 - 1), st.integers(2, 6), st.floats(1e-4, 1.0))
-def test_only_the_right_step_size_hits_the_target(seed, n, eps):
+def test_only_the_right_step_size_hits_the_target(seed, n, max_kl):
     g = torch.Generator().manual_seed(seed)
     M = torch.randn(n, n, generator=g, dtype=torch.float64)
     F = (M @ M.T + 0.05 * torch.eye(n, dtype=torch.float64)).numpy()
     grad = torch.randn(n, generator=g, dtype=torch.float64).numpy()
-    forms = step_size_forms(grad, F, eps)
-    assert forms["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(eps, rel=1e-8)
-    assert forms["sqrt(eps/gFinvg)"]["quad_kl"] == pytest.approx(eps / 2, rel=1e-8)
+    forms = step_size_forms(grad, F, max_kl)
+    assert forms["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(max_kl, rel=1e-8)
+    assert forms["sqrt(eps/gFinvg)"]["quad_kl"] == pytest.approx(max_kl / 2, rel=1e-8)
     x = np.linalg.solve(F, grad)
-    expected = eps * (grad @ x) / (grad @ F @ grad)
+    expected = max_kl * (grad @ x) / (grad @ F @ grad)
     assert forms["sqrt(2eps/gFg)"]["quad_kl"] == pytest.approx(expected, rel=1e-6)
-    # reparametrise θ = c·φ: g_φ = c·g, F_φ = c²·F. The right form still hits ε (it is
+    # reparametrise θ = c·φ: g_φ = c·g, F_φ = c²·F. The right form still hits δ (it is
     # invariant); the gᵀFg form's KL changes by 1/c⁴, so it cannot be right in every unit.
     c = 3.0
-    forms_c = step_size_forms(c * grad, c**2 * F, eps)
-    assert forms_c["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(eps, rel=1e-8)
+    forms_c = step_size_forms(c * grad, c**2 * F, max_kl)
+    assert forms_c["sqrt(2eps/gFinvg)"]["quad_kl"] == pytest.approx(max_kl, rel=1e-8)
     assert forms_c["sqrt(2eps/gFg)"]["quad_kl"] == pytest.approx(expected / c**4, rel=1e-6)
+    # both mistakes at once (the CS/STAT 184 notes' form): half of the gᵀFg form's KL
+    assert forms["sqrt(eps/gFg)"]["quad_kl"] == pytest.approx(expected / 2, rel=1e-6)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), st.integers(2, 4), st.integers(3, 12))
+def test_the_policy_gradient_lies_in_the_range_of_the_fisher(seed, n_actions, batch_size):
+    """g = Σ w_i ∇log π(a_i|s_i)·A_i is a combination of scores at the batch's states, and F is
+    Σ_s w_s Σ_a π(a|s) ∇log π ∇log πᵀ over the same states: range(F) is the span of those
+    scores, so F F⁺ g = g even though F is singular (rank ≤ B(|A|−1) < P here)."""
+    torch.manual_seed(seed)
+    pol = pg.CategoricalMLPPolicy(obs_dim=3, n_actions=n_actions, hidden=(8,)).double()
+    with torch.no_grad():
+        pol.net[-1].weight.mul_(20.0)
+    obs = torch.randn(batch_size, 3, dtype=torch.float64)
+    with torch.no_grad():
+        act = pol.distribution(obs).sample()
+        logp = pol.distribution(obs).log_prob(act)
+    w = torch.full((batch_size,), 1 / batch_size, dtype=torch.float64)
+    batch = pg.Batch(obs, act, torch.randn(batch_size, dtype=torch.float64), logp, w)
+    g = pg.flat_grad(pg.surrogate(pol, batch), pol).numpy()
+    F = pg.fisher_matrix(pol, obs, w).numpy()
+    assert np.linalg.matrix_rank(F) <= batch_size * (n_actions - 1) < F.shape[0]
+    proj = F @ np.linalg.pinv(F, hermitian=True, rcond=1e-10) @ g
+    np.testing.assert_allclose(proj, g, atol=1e-8 * max(1.0, np.abs(g).max()))

@@ -14,10 +14,15 @@ SCRIPT = ROOT / "book" / "scripts" / "ppo_table1.py"
 
 PAPER = {  # DESIGN §1: the PPO paper's Table 1
     "No clipping or penalty": -0.39,
-    "Clipping, ε = 0.1": 0.76, "Clipping, ε = 0.2": 0.82, "Clipping, ε = 0.3": 0.70,
-    "Adaptive KL, d_targ = 0.003": 0.68, "Adaptive KL, d_targ = 0.01": 0.74,
+    "Clipping, ε = 0.1": 0.76,
+    "Clipping, ε = 0.2": 0.82,
+    "Clipping, ε = 0.3": 0.70,
+    "Adaptive KL, d_targ = 0.003": 0.68,
+    "Adaptive KL, d_targ = 0.01": 0.74,
     "Adaptive KL, d_targ = 0.03": 0.71,
-    "Fixed KL, β = 0.3": 0.62, "Fixed KL, β = 1": 0.71, "Fixed KL, β = 3": 0.72,
+    "Fixed KL, β = 0.3": 0.62,
+    "Fixed KL, β = 1": 0.71,
+    "Fixed KL, β = 3": 0.72,
     "Fixed KL, β = 10": 0.69,
 }
 
@@ -49,14 +54,42 @@ def test_table1_is_complete_and_matches_the_script():
     for env in data["envs"]:
         assert env in data["random_return"]
         for row in data["rows"]:
-            seeds = sorted(r["seed"] for r in data["runs"] if r["env_id"] == env and r["label"] == row["label"])
+            seeds = sorted(
+                r["seed"] for r in data["runs"] if r["env_id"] == env and r["label"] == row["label"]
+            )
             assert seeds == data["seeds"], (env, row["label"])
     assert data["base"] == mod.BASE and data["envs"] == mod.ENVS
     for r in data["runs"]:
-        algo, hp = mod.row_hparams(r["label"], r["env_id"])   # pinned, independent of train.DEFAULTS
+        algo, hp = mod.row_hparams(
+            r["label"], r["env_id"]
+        )  # pinned, independent of training.DEFAULTS
         assert (r["algo"], r["hparams"]) == (algo, hp), (r["env_id"], r["label"])
         assert r["total_steps"] >= data["envs"][r["env_id"]]
         assert r["n_episodes"] > 0 and r["score"] == r["score"]  # not nan
+
+
+def test_stored_beta_is_the_beta_used_by_each_update():
+    """Chapter 5 reads ``beta`` as the β an update USED (its "median β used by an update"): the
+    first adaptive β is the initial one, a fixed β never changes, the adaptive rule only halves
+    or doubles, and ``beta_next`` (if stored) is the next iteration's β."""
+    data = _load("table1.json")
+    for r in data["runs"]:
+        if r["algo"] not in ("ppo-kl", "ppo-fixed-kl"):
+            continue
+        beta, beta0 = r["beta"], r["hparams"]["beta"]
+        assert beta[0] == beta0, (r["env_id"], r["label"], r["seed"], beta[:3])
+        if r["algo"] == "ppo-fixed-kl":
+            assert set(beta) == {beta0}, (r["env_id"], r["label"])
+        else:
+            # stored to 4 significant digits, so compare the factors to 1e-3
+            factors = [b / a for a, b in zip(beta, beta[1:])]
+            assert all(min(abs(f / g - 1) for g in (0.5, 1.0, 2.0)) < 1e-3 for f in factors), (
+                r["env_id"],
+                r["label"],
+                factors,
+            )
+        if r.get("beta_next") is not None:
+            assert r["beta_next"][:-1] == beta[1:], (r["env_id"], r["label"])
 
 
 def test_ablation_has_three_code_level_details():
@@ -73,9 +106,14 @@ def test_live_slice_reproduces_the_stored_run_exactly():
     mod = _script()
     spec = data["slice"]
     assert spec == mod.SLICE
-    stored = next(r for r in data["runs"] if r["env_id"] == spec["env_id"] and r["label"] == spec["label"]
-                  and r["seed"] == spec["seed"])["slice"]
-    live = json.loads(json.dumps(mod.slice_run()))   # the same float round trip as the stored file
+    stored = next(
+        r
+        for r in data["runs"]
+        if r["env_id"] == spec["env_id"]
+        and r["label"] == spec["label"]
+        and r["seed"] == spec["seed"]
+    )["slice"]
+    live = json.loads(json.dumps(mod.slice_run()))  # the same float round trip as the stored file
     assert len(live) == len(stored) == spec["iterations"]
     for i, (a, b) in enumerate(zip(live, stored)):
         assert a == b, f"iteration {i} differs: {a} != {b}"

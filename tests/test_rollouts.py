@@ -257,3 +257,69 @@ def test_sync_fallback_and_gaussian_actions():
     assert len(batch) == 2 * 200 and info["episode_lengths"] == [200, 200]
     assert batch.actions.shape == (400, 1)
     assert batch.actions.abs().max() > 2.0  # stored unclipped; the env got clipped actions
+
+
+def test_sample_action_draws_from_the_given_generator_only():
+    from torch.distributions import Beta, Categorical, Independent, Normal
+
+    from pgcore.rollouts import sample_action
+
+    rng = torch.random.get_rng_state()
+    probs = torch.tensor([[0.2, 0.8], [0.9, 0.1]]).repeat(10_000, 1)
+    a = sample_action(Categorical(probs=probs), torch.Generator().manual_seed(0))
+    assert a.shape == (20_000,) and a.dtype == torch.long
+    assert abs(a[0::2].float().mean().item() - 0.8) < 0.02
+    assert abs(a[1::2].float().mean().item() - 0.1) < 0.02
+    b = sample_action(Categorical(probs=probs), torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    loc, scale = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
+    dist = Independent(Normal(loc.expand(20_000, 2), scale.expand(20_000, 2)), 1)
+    x = sample_action(dist, torch.Generator().manual_seed(1))
+    assert x.shape == (20_000, 2)
+    torch.testing.assert_close(x.mean(0), loc, atol=0.06, rtol=0)
+    torch.testing.assert_close(x.std(0), scale, atol=0.06, rtol=0)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    with pytest.raises(TypeError, match="cannot sample Beta"):
+        sample_action(Beta(torch.ones(2), torch.ones(2)), None)
+
+
+def test_collector_is_independent_of_the_global_generator():
+    def batch(global_seed):
+        torch.manual_seed(global_seed)
+        env = make_vector_env("CartPole-v1", 2)
+        policy = CategoricalMLPPolicy(4, 2)
+        torch.manual_seed(0)  # the same weights in both runs
+        policy = CategoricalMLPPolicy(4, 2)
+        value = ValueNetwork(4)
+        torch.manual_seed(global_seed)
+        b, _ = RolloutCollector(env, seed=3).collect(policy, value, 16, 0.99, 0.95)
+        env.close()
+        return b
+
+    a, b = batch(1), batch(2)
+    assert torch.equal(a.actions, b.actions) and torch.equal(a.obs, b.obs)
+
+
+def test_make_vector_env_from_a_callable_with_kwargs():
+    made = []
+
+    def factory(**kw):
+        made.append(kw)
+        return gym.make("CartPole-v1", **kw)
+
+    env = make_vector_env(factory, 3, {"max_episode_steps": 7})
+    assert env.num_envs == 3 and made == [{"max_episode_steps": 7}] * 3
+    env.close()
+    with pytest.raises(ValueError, match="unknown env id"):
+        make_vector_env("no_such_module:X-v0", 1)
+
+
+def test_bootstrap_truncated_false_treats_the_time_limit_as_termination():
+    """The time-limit bug, kept for the ablation: a truncated step gets no bootstrap."""
+    env = make_vector_env("pgcoretest/Counter-v0", 2)
+    collector = RolloutCollector(env, seed=0, bootstrap_truncated=False)
+    batch, _ = collector.collect(CategoricalMLPPolicy(1, 2), Identity(), 7, gamma=0.9, lam=0.0)
+    env.close()
+    t = batch.obs[:, 0].double()
+    expected = torch.where(t == 4.0, 1.0 - t, 1.0 + 0.9 * (t + 1) - t)
+    np.testing.assert_allclose(batch.advantages.double().numpy(), expected.numpy(), rtol=1e-6)

@@ -18,7 +18,9 @@ def test_values_match_bellman_iteration(seed):
     np.testing.assert_allclose(V.numpy(), V_np, atol=1e-10)
     np.testing.assert_allclose(Q.numpy(), Q_np, atol=1e-10)
     np.testing.assert_allclose(mdp.advantages(pi).numpy(), Q_np - V_np[:, None], atol=1e-10)
-    assert torch.allclose((pi * mdp.advantages(pi)).sum(1), torch.zeros(5, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        (pi * mdp.advantages(pi)).sum(1), torch.zeros(5, dtype=torch.float64), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -40,7 +42,9 @@ def test_performance_is_mu0_dot_v_and_equals_reward_over_occupancy():
     assert J.item() == pytest.approx((mdp.mu0 @ V).item(), abs=1e-14)
     # J = E_{s∼d, a∼π}[R] / (1 − γ)
     d = mdp.occupancy(pi)
-    assert J.item() == pytest.approx(((d[:, None] * pi * mdp.R).sum() / (1 - mdp.gamma)).item(), abs=1e-10)
+    assert J.item() == pytest.approx(
+        ((d[:, None] * pi * mdp.R).sum() / (1 - mdp.gamma)).item(), abs=1e-10
+    )
 
 
 def test_state_distributions_rows_are_distributions_and_match_matrix_powers():
@@ -50,7 +54,9 @@ def test_state_distributions_rows_are_distributions_and_match_matrix_powers():
     assert p.shape == (6, 4)
     np.testing.assert_allclose(p.sum(1).numpy(), np.ones(6), atol=1e-12)
     P_pi = mdp.transition_matrix(pi).numpy()
-    np.testing.assert_allclose(p[5].numpy(), mdp.mu0.numpy() @ np.linalg.matrix_power(P_pi, 5), atol=1e-12)
+    np.testing.assert_allclose(
+        p[5].numpy(), mdp.mu0.numpy() @ np.linalg.matrix_power(P_pi, 5), atol=1e-12
+    )
 
 
 def test_quantities_are_differentiable_in_pi():
@@ -76,7 +82,9 @@ def test_named_mdps():
     bandit = pg.three_armed_bandit()
     pi = torch.tensor([[0.2, 0.3, 0.5]], dtype=torch.float64)
     assert bandit.performance(pi).item() == pytest.approx(0.2 * 1.0 + 0.3 * 0.6)
-    np.testing.assert_allclose(bandit.advantages(pi).numpy(), [[1.0 - 0.38, 0.6 - 0.38, -0.38]], atol=1e-12)
+    np.testing.assert_allclose(
+        bandit.advantages(pi).numpy(), [[1.0 - 0.38, 0.6 - 0.38, -0.38]], atol=1e-12
+    )
     two = pg.two_state_mdp()
     best = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)  # switch, then stay
     worst = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
@@ -104,9 +112,12 @@ def _good():
         (lambda P, R, mu0, g: (P, R, mu0, 1.0), "gamma must be in"),
         (lambda P, R, mu0, g: (P, R, mu0, -0.1), "gamma must be in"),
         (lambda P, R, mu0, g: (P, R, mu0, float("nan")), "gamma must be in"),
-        (lambda P, R, mu0, g: (P, R, mu0, "0.9x"), "gamma must be a number"),
+        (lambda P, R, mu0, g: (P, R, mu0, "0.9x"), "gamma must be a real number"),
         (lambda P, R, mu0, g: (P, R * float("nan"), mu0, g), "R has non-finite"),
-        (lambda P, R, mu0, g: (P, R, torch.tensor([1.5, -0.5, 0.0], dtype=torch.float64), g), "negative"),
+        (
+            lambda P, R, mu0, g: (P, R, torch.tensor([1.5, -0.5, 0.0], dtype=torch.float64), g),
+            "negative",
+        ),
     ],
 )
 def test_invalid_mdp_raises(mutate, match):
@@ -118,7 +129,9 @@ def test_invalid_mdp_raises(mutate, match):
 def test_negative_transition_probability_raises():
     P, R, mu0 = _good()
     P[0, 0, 0] = -0.2
-    P[0, 0, 1] += 0.2 + P[0, 0, 0].abs()  # keep the row summing to 1 is impossible with a negative; any
+    P[0, 0, 1] += (
+        0.2 + P[0, 0, 0].abs()
+    )  # keep the row summing to 1 is impossible with a negative; any
     with pytest.raises(ValueError, match="negative|stochastic"):
         pg.TabularMDP(P, R, mu0, 0.9)
 

@@ -53,8 +53,15 @@ def test_clip_run_is_ppo_update_with_K_epochs():
     mdp, policy = W.exact_problem()
     p_old = policy.probs().detach().numpy()
     batch = exact_batch(mdp, policy)
-    ppo_update(policy, batch, objective="clip", clip=0.2, epochs=K, lr=W.TABULAR_LR,
-               normalize_advantages=True)
+    ppo_update(
+        policy,
+        batch,
+        objective="clip",
+        clip=0.2,
+        epochs=K,
+        lr=W.TABULAR_LR,
+        normalize_advantages=True,
+    )
     p_new = policy.probs().detach().numpy()
     r = p_new.reshape(-1) / p_old.reshape(-1)
     np.testing.assert_allclose(run["ratios"][K], r, rtol=1e-10)
@@ -65,9 +72,9 @@ def test_clip_run_is_ppo_update_with_K_epochs():
 
 def test_clipping_does_not_cap_the_ratio_but_slows_the_kl():
     clipped, free = W.clip_run(0.2), W.clip_run(0.2, objective="none")
-    assert clipped["max_ratio"][-1] > 1.2 + 0.1          # the ratio leaves the band
-    assert clipped["kl"][-1] > clipped["kl"][3]           # and the KL keeps growing with K
-    assert clipped["kl"][-1] < free["kl"][-1]             # but slower than without clipping
+    assert clipped["max_ratio"][-1] > 1.2 + 0.1  # the ratio leaves the band
+    assert clipped["kl"][-1] > clipped["kl"][3]  # and the KL keeps growing with K
+    assert clipped["kl"][-1] < free["kl"][-1]  # but slower than without clipping
 
 
 def test_kl_penalty_run_follows_the_adaptive_rule():
@@ -75,7 +82,7 @@ def test_kl_penalty_run_follows_the_adaptive_rule():
     assert run["beta"][0] == 1.0
     for b, kl, b_next in zip(run["beta"], run["kl"], run["beta_next"]):
         rule = AdaptiveKL(b, 0.01)
-        assert rule.update(kl) == b_next                   # the rule, with the true KL
+        assert rule.update(kl) == b_next  # the rule, with the true KL
         expected = b / 2 if kl < 0.01 / 1.5 else (2 * b if kl > 0.015 else b)
         assert b_next == expected
     np.testing.assert_array_equal(run["beta"][1:], run["beta_next"][:-1])

@@ -72,12 +72,14 @@ def test_line_search_profile_against_numpy():
     assert prof["dJ"][-1] == pytest.approx(J(p_new) - J(p_old), rel=1e-9)
     # surrogate gain at the full step = Σ d(s) Σ_a (π_new − π_old) A_old
     A = mdp.advantages(torch.from_numpy(p_old)).numpy()
-    assert prof["gain"][-1] == pytest.approx(float(np.sum(d_old[:, None] * (p_new - p_old) * A)), rel=1e-8)
+    assert prof["gain"][-1] == pytest.approx(
+        float(np.sum(d_old[:, None] * (p_new - p_old) * A)), rel=1e-8
+    )
 
 
 def test_line_search_profile_agrees_with_trpo_step_decision():
     mdp = pgcore.random_mdp(5, 3, gamma=0.9, seed=0)
-    start = tw._widget_start(6)  # a peaked policy whose full step fails at large δ
+    start = tw.widget_start(6)  # a peaked policy whose full step fails at large δ
     fr = 0.5 ** np.arange(10)
     prof = tw.line_search_profile(mdp, start, 10.0, fr)
     info = prof["trpo"]
@@ -91,8 +93,20 @@ def test_line_search_profile_agrees_with_trpo_step_decision():
 def test_backtrack_sweep_shapes_and_guarantees():
     mdp = pgcore.random_mdp(5, 3, gamma=0.9, seed=0)
     deltas = [0.01, 3.0]
-    sw = tw.backtrack_sweep(mdp, lambda s: tw.OneHotMLPPolicy(5, 3, seed=s), deltas, seeds=[0, 1], iters=3)
-    for key in ("backtracks", "accepted", "attempted", "kl_ratio", "kl", "J", "dJ", "dJ_full", "worst_case"):
+    sw = tw.backtrack_sweep(
+        mdp, lambda s: tw.OneHotMLPPolicy(5, 3, seed=s), deltas, seeds=[0, 1], iters=3
+    )
+    for key in (
+        "backtracks",
+        "accepted",
+        "attempted",
+        "kl_ratio",
+        "kl",
+        "J",
+        "dJ",
+        "dJ_full",
+        "worst_case",
+    ):
         assert sw[key].shape == (2, 2, 3), key
     acc = sw["accepted"]
     # accepted steps respect the trust region and Achiam et al.'s worst case

@@ -6,8 +6,8 @@ a pinned copy of pgcore's CartPole-v1 defaults (BASE, the baseline, which anneal
 range, normalises advantages per minibatch and clips the gradient norm at 0.5) and then
 switches one detail at a time (VARIANTS), over a few seeds. Stored per run: the mean
 return of the last 100 training episodes, the learning curve (mean of the last 20
-episodes after each iteration) and the per-iteration KL. Deterministic (one torch thread,
-seeded runs); runs are cached in --cache.
+episodes after each iteration), the per-iteration exact KL and ``approx_kl``.
+Deterministic (one torch thread, seeded runs); runs are cached in --cache.
 
     .venv/bin/python book/scripts/ppo_ablation.py     # ≈ 3-8 min on 2 cores
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pgcore.train import history_arrays, resolve_hparams, train
+from pgcore.training import history_arrays, resolve_hparams, train
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "book" / "data" / "ppo" / "ablation.json"
@@ -31,12 +31,31 @@ STEPS = 30_000
 SEEDS = (0, 1, 2)
 LAST_EPISODES = 100
 #: The baseline: pgcore's CartPole-v1 PPO defaults as of 2026-11-21 06:00 UTC, pinned here so
-#: that later retuning of pgcore.train's DEFAULTS does not change the stored runs.
-BASE = {"num_envs": 8, "n_steps": 32, "gamma": 0.98, "lam": 0.8, "normalize_obs": False,
-        "reward_scale": 1.0, "hidden": [64, 64], "log_std_init": 0.0, "normalize_advantages": True,
-        "lr": 1e-3, "anneal_lr": True, "epochs": 20, "minibatch_size": 256, "clip": 0.2,
-        "anneal_clip": True, "beta": 1.0, "d_targ": 0.01, "ent_coef": 0.0, "vf_coef": 0.5,
-        "clip_vloss": None, "max_grad_norm": 0.5, "target_kl": None}
+#: that later retuning of pgcore.training's DEFAULTS does not change the stored runs.
+BASE = {
+    "num_envs": 8,
+    "n_steps": 32,
+    "gamma": 0.98,
+    "lam": 0.8,
+    "normalize_obs": False,
+    "reward_scale": 1.0,
+    "hidden": [64, 64],
+    "log_std_init": 0.0,
+    "normalize_advantages": True,
+    "lr": 1e-3,
+    "anneal_lr": True,
+    "epochs": 20,
+    "minibatch_size": 256,
+    "clip": 0.2,
+    "anneal_clip": True,
+    "beta": 1.0,
+    "d_targ": 0.01,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "clip_vloss": None,
+    "max_grad_norm": 0.5,
+    "target_kl": None,
+}
 #: (label, what changes relative to BASE)
 VARIANTS = [
     ("baseline", {}),
@@ -58,12 +77,15 @@ def one_run(label: str, hp: dict, seed: int) -> dict:
     arr = history_arrays(res.history)
     returns = arr["episode_returns"]
     return {
-        "label": label, "hparams": hp, "seed": seed,
+        "label": label,
+        "hparams": hp,
+        "seed": seed,
         "score": float(np.mean(returns[-LAST_EPISODES:])),
         "n_episodes": int(len(returns)),
         "env_steps": [int(h["env_steps"]) for h in res.history],
         "mean_return": [_sig(v) for v in arr["mean_return"]],
         "kl": [_sig(v) for v in arr["kl"]],
+        "approx_kl": [_sig(v) for v in arr["approx_kl"]],
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -86,13 +108,19 @@ def main(argv=None) -> None:
                 run = one_run(label, hp, seed)
                 path.write_text(json.dumps(run))
             runs.append(run)
-            print(f"{label:32s} seed {seed}: score {run['score']:6.1f} ({run['seconds']:.0f} s)", flush=True)
+            print(
+                f"{label:32s} seed {seed}: score {run['score']:6.1f} ({run['seconds']:.0f} s)",
+                flush=True,
+            )
     data = {
         "description": "PPO code-level ablation on CartPole-v1; see book/scripts/ppo_ablation.py",
-        "env_id": ENV_ID, "steps": STEPS, "seeds": list(SEEDS[: args.seeds]),
+        "env_id": ENV_ID,
+        "steps": STEPS,
+        "seeds": list(SEEDS[: args.seeds]),
         "defaults": resolve_hparams(ENV_ID, "ppo-clip", **BASE),
         "variants": [{"label": lab, "hparams": hp} for lab, hp in VARIANTS],
-        "last_episodes": LAST_EPISODES, "runs": runs,
+        "last_episodes": LAST_EPISODES,
+        "runs": runs,
         "total_seconds": round(sum(r["seconds"] for r in runs), 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

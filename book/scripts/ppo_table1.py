@@ -6,12 +6,14 @@ clipped objective with ε ∈ {0.1, 0.2, 0.3}; the adaptive KL penalty with d_ta
 return over the last 100 training episodes, normalised per environment so that a random
 policy scores 0 and the best setting scores 1, then averaged over environments and seeds.
 
-Here every row is trained with ``pgcore.train.train`` on classic-control tasks (ENVS) for a
+Here every row is trained with ``pgcore.train`` on classic-control tasks (ENVS) for a
 small budget and a few seeds; the rest of the configuration is pgcore's per-task default
-(as of this writing, pinned in BASE so that later retuning of pgcore.train does not change the
+(as of this writing, pinned in BASE so that later retuning of pgcore.training does not change the
 runs) with the clip range and the learning rate held constant (no annealing), so that ε is the
 only thing that changes between the clipping rows. The script stores the raw per-run
-scores and the per-iteration KL (and β) of every run; the chapter does the normalisation.
+scores and, per iteration of every run, the exact mean KL, the approximate KL ``approx_kl``,
+and for the KL-penalty rows the β used (``beta``) and, for adaptive KL, the β after the rule
+(``beta_next``); the chapter does the normalisation.
 It also stores, at full precision, the first iterations of one run (the "live slice"),
 which the chapter re-runs and the tests compare bitwise.
 
@@ -34,22 +36,50 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgcore.train import history_arrays, resolve_hparams, train
+from pgcore.training import history_arrays, resolve_hparams, train
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "book" / "data" / "ppo" / "table1.json"
 
 #: Every hyperparameter of each task, pinned here (pgcore's per-task defaults of 2026-11-21
-#: 06:00 UTC) so that the stored runs do not change when pgcore.train's DEFAULTS are retuned.
-_PPO_COMMON = {"reward_scale": 1.0, "hidden": [64, 64], "log_std_init": 0.0,
-               "normalize_advantages": True, "clip": 0.2, "beta": 1.0, "d_targ": 0.01,
-               "ent_coef": 0.0, "vf_coef": 0.5, "clip_vloss": None, "max_grad_norm": 0.5,
-               "target_kl": None}
+#: 06:00 UTC) so that the stored runs do not change when pgcore.training's DEFAULTS are retuned.
+_PPO_COMMON = {
+    "reward_scale": 1.0,
+    "hidden": [64, 64],
+    "log_std_init": 0.0,
+    "normalize_advantages": True,
+    "clip": 0.2,
+    "beta": 1.0,
+    "d_targ": 0.01,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "clip_vloss": None,
+    "max_grad_norm": 0.5,
+    "target_kl": None,
+}
 BASE = {
-    "CartPole-v1": {**_PPO_COMMON, "num_envs": 8, "n_steps": 32, "gamma": 0.98, "lam": 0.8,
-                    "normalize_obs": False, "lr": 1e-3, "epochs": 20, "minibatch_size": 256},
-    "Acrobot-v1": {**_PPO_COMMON, "num_envs": 8, "n_steps": 128, "gamma": 0.99, "lam": 0.95,
-                   "normalize_obs": True, "lr": 3e-4, "epochs": 10, "minibatch_size": 256},
+    "CartPole-v1": {
+        **_PPO_COMMON,
+        "num_envs": 8,
+        "n_steps": 32,
+        "gamma": 0.98,
+        "lam": 0.8,
+        "normalize_obs": False,
+        "lr": 1e-3,
+        "epochs": 20,
+        "minibatch_size": 256,
+    },
+    "Acrobot-v1": {
+        **_PPO_COMMON,
+        "num_envs": 8,
+        "n_steps": 128,
+        "gamma": 0.99,
+        "lam": 0.95,
+        "normalize_obs": True,
+        "lr": 3e-4,
+        "epochs": 10,
+        "minibatch_size": 256,
+    },
 }
 #: environment → training budget in environment steps
 ENVS = {"CartPole-v1": 30_000, "Acrobot-v1": 50_000}
@@ -73,10 +103,15 @@ ROWS = [
 #: The paper's Table 1 (average normalised score over 21 runs: 7 MuJoCo tasks × 3 seeds).
 PAPER = {
     "No clipping or penalty": -0.39,
-    "Clipping, ε = 0.1": 0.76, "Clipping, ε = 0.2": 0.82, "Clipping, ε = 0.3": 0.70,
-    "Adaptive KL, d_targ = 0.003": 0.68, "Adaptive KL, d_targ = 0.01": 0.74,
+    "Clipping, ε = 0.1": 0.76,
+    "Clipping, ε = 0.2": 0.82,
+    "Clipping, ε = 0.3": 0.70,
+    "Adaptive KL, d_targ = 0.003": 0.68,
+    "Adaptive KL, d_targ = 0.01": 0.74,
     "Adaptive KL, d_targ = 0.03": 0.71,
-    "Fixed KL, β = 0.3": 0.62, "Fixed KL, β = 1": 0.71, "Fixed KL, β = 3": 0.72,
+    "Fixed KL, β = 0.3": 0.62,
+    "Fixed KL, β = 1": 0.71,
+    "Fixed KL, β = 3": 0.72,
     "Fixed KL, β = 10": 0.69,
 }
 #: The live slice: the first SLICE_ITERS iterations of this run, stored at full precision.
@@ -101,13 +136,23 @@ def slice_run(n_iters: int | None = None) -> list[dict]:
     n = SLICE["iterations"] if n_iters is None else n_iters
     cfg = resolve_hparams(SLICE["env_id"], algo, **hp)
     per_iter = cfg["num_envs"] * cfg["n_steps"]
-    res = train(SLICE["env_id"], algo, total_steps=n * per_iter, seed=SLICE["seed"], progress=False, **hp)
+    res = train(
+        SLICE["env_id"], algo, total_steps=n * per_iter, seed=SLICE["seed"], progress=False, **hp
+    )
     return [_exact_row(h) for h in res.history]
 
 
 def _exact_row(h: dict) -> dict:
-    keys = ("iteration", "env_steps", "episode_returns", "kl", "clipfrac", "entropy", "value_loss",
-            "surrogate_gain")
+    keys = (
+        "iteration",
+        "env_steps",
+        "episode_returns",
+        "kl",
+        "clipfrac",
+        "entropy",
+        "value_loss",
+        "surrogate_gain",
+    )
     return {k: h[k] for k in keys}
 
 
@@ -139,13 +184,21 @@ def one_run(env_id: str, label: str, seed: int, steps: int) -> dict:
     arr = history_arrays(res.history)
     returns = arr["episode_returns"]
     out = {
-        "env_id": env_id, "label": label, "algo": algo, "seed": seed, "hparams": hp,
+        "env_id": env_id,
+        "label": label,
+        "algo": algo,
+        "seed": seed,
+        "hparams": hp,
         "total_steps": int(res.history[-1]["env_steps"]),
         "score": float(np.mean(returns[-LAST_EPISODES:])),
         "n_episodes": int(len(returns)),
         "env_steps": [int(h["env_steps"]) for h in res.history],
         "kl": [_sig(v) for v in arr["kl"]],
+        # β used in each iteration's update, and (adaptive KL) β after the rule
         "beta": [_sig(v) for v in arr["beta"]] if algo in ("ppo-kl", "ppo-fixed-kl") else None,
+        "beta_next": [_sig(v) for v in arr["beta_next"]] if algo == "ppo-kl" else None,
+        # the whole-batch estimate E[(r − 1) − log r] after the update
+        "approx_kl": [_sig(v) for v in arr["approx_kl"]],
         "mean_return": [_sig(v) for v in arr["mean_return"]],
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -174,13 +227,22 @@ def main(argv=None) -> None:
             run = one_run(env_id, label, seed, ENVS[env_id])
             path.write_text(json.dumps(run))
         runs.append(run)
-        print(f"[{i + 1}/{len(jobs)}] {env_id:12s} {label:30s} seed {seed}: score {run['score']:8.1f} "
-              f"({run['seconds']:.0f} s)", flush=True)
+        print(
+            f"[{i + 1}/{len(jobs)}] {env_id:12s} {label:30s} seed {seed}: score {run['score']:8.1f} "
+            f"({run['seconds']:.0f} s)",
+            flush=True,
+        )
     data = {
         "description": "PPO Table 1 replication on classic control; see book/scripts/ppo_table1.py",
-        "envs": ENVS, "seeds": list(SEEDS[: args.seeds]), "base": BASE, "common": COMMON,
-        "rows": [{"label": lab, "algo": algo, "hparams": {**COMMON, **hp}} for lab, algo, hp in ROWS],
-        "paper": PAPER, "last_episodes": LAST_EPISODES,
+        "envs": ENVS,
+        "seeds": list(SEEDS[: args.seeds]),
+        "base": BASE,
+        "common": COMMON,
+        "rows": [
+            {"label": lab, "algo": algo, "hparams": {**COMMON, **hp}} for lab, algo, hp in ROWS
+        ],
+        "paper": PAPER,
+        "last_episodes": LAST_EPISODES,
         "random_return": {e: random_policy_return(e) for e in ENVS},
         "random_episodes": RANDOM_EPISODES,
         "slice": SLICE,
@@ -191,8 +253,10 @@ def main(argv=None) -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB), "
-          f"{data['total_seconds']:.0f} s of training")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB), "
+        f"{data['total_seconds']:.0f} s of training"
+    )
 
 
 if __name__ == "__main__":

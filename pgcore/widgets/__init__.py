@@ -27,12 +27,59 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
 from matplotlib.figure import Figure
 
-__all__ = ["Slider", "Explorable"]
+__all__ = ["Slider", "Explorable", "pick_nearest", "one_thread", "simplex_grid"]
+
+
+def pick_nearest(values: Sequence[float], preferred: float) -> float:
+    """``preferred`` if it is on the grid ``values``, else the grid value nearest to it."""
+    return min(list(values), key=lambda v: abs(v - preferred))
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one intra-op thread, then restore the previous count.
+
+    The widgets' tensors are tiny: on a busy machine, thread synchronisation otherwise dominates
+    and a run takes ten times longer.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@lru_cache(maxsize=8)
+def simplex_grid(n: int, *, interior: bool) -> np.ndarray:
+    """Barycentric grid points (p₀, p₁, p₂) with denominators n on the 2-simplex, [N, 3].
+
+    The array is cached and shared: do not modify it.
+
+    ``interior=True``: only the points with every coordinate ≥ 1/n (strictly inside). ``interior=False``:
+    the whole grid, boundary included, with each coordinate raised to at least 10⁻⁴ and the
+    rows renormalised (so a KL to any point stays finite).
+    """
+    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    if interior:
+        keep = (i >= 1) & (j >= 1) & (i + j < n)
+        i, j = i[keep], j[keep]
+        pts = np.stack([i, j, n - i - j], axis=-1) / n
+    else:
+        keep = i + j <= n
+        p1, p2 = i[keep] / n, j[keep] / n
+        pts = np.clip(np.stack([1 - p1 - p2, p1, p2], axis=-1), 1e-4, None)
+        pts /= pts.sum(-1, keepdims=True)
+    return pts
 
 
 @dataclass(frozen=True)
@@ -49,7 +96,9 @@ class Slider:
         if len(self.values) == 0:
             raise ValueError(f"slider {self.name!r} needs at least one value")
         if self.default is not None and self.default not in list(self.values):
-            raise ValueError(f"slider {self.name!r}: default {self.default!r} is not one of its values")
+            raise ValueError(
+                f"slider {self.name!r}: default {self.default!r} is not one of its values"
+            )
 
     @property
     def default_index(self) -> int:
@@ -111,7 +160,10 @@ class Explorable:
         return HTML(self.static_html())
 
     def static_html(self) -> str:
-        frames = [base64.b64encode(_png(self.figure(**values), self.dpi)).decode("ascii") for values in self.grid()]
+        frames = [
+            base64.b64encode(_png(self.figure(**values), self.dpi)).decode("ascii")
+            for values in self.grid()
+        ]
         uid = "pgx-" + uuid.uuid4().hex[:10]
         sizes = [len(list(s.values)) for s in self.sliders]
         labels = [[s.fmt.format(v) for v in s.values] for s in self.sliders]
@@ -123,13 +175,17 @@ class Explorable:
             f'<label class="pg-explorable-control">{html.escape(s.label)} '
             f'<input type="range" min="0" max="{len(list(s.values)) - 1}" step="1" value="{i}" '
             f'data-slider="{k}" aria-label="{html.escape(s.label)}"> '
-            f'<output>{html.escape(lab[i])}</output></label>'
+            f"<output>{html.escape(lab[i])}</output></label>"
             for k, (s, i, lab) in enumerate(zip(self.sliders, start, labels))
         )
-        title = f'<div class="pg-explorable-title">{html.escape(self.title)}</div>' if self.title else ""
+        title = (
+            f'<div class="pg-explorable-title">{html.escape(self.title)}</div>'
+            if self.title
+            else ""
+        )
         return f"""<div class="pg-explorable" id="{uid}">{title}
 <div class="pg-explorable-controls">{controls}</div>
-<img class="pg-explorable-frame" alt="{html.escape(self.title or 'interactive figure')}" src="data:image/png;base64,{frames[index]}" style="max-width:100%;height:auto">
+<img class="pg-explorable-frame" alt="{html.escape(self.title or "interactive figure")}" src="data:image/png;base64,{frames[index]}" style="max-width:100%;height:auto">
 <div class="pg-explorable-note">Precomputed for {len(frames)} slider settings; works without Python. Run the notebook for the live version.</div>
 <script type="application/json" class="pg-explorable-data">{json.dumps({"frames": frames, "sizes": sizes, "labels": labels})}</script>
 <script>(function() {{
@@ -178,7 +234,9 @@ class Explorable:
         for w in controls.values():
             w.observe(redraw, names="value")
         redraw()
-        return widgets.VBox([widgets.HTML(f"<b>{html.escape(self.title)}</b>"), *controls.values(), image])
+        return widgets.VBox(
+            [widgets.HTML(f"<b>{html.escape(self.title)}</b>"), *controls.values(), image]
+        )
 
 
 def _png(fig: Figure, dpi: int) -> bytes:

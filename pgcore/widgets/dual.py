@@ -3,18 +3,20 @@
 On the three-armed bandit (one state, so a policy is a point on the probability simplex),
 :func:`pgcore.updates.dual_gradient_descent` solves
 
-    max_θ' Ā(θ')  s.t.  KL(π_old ‖ π_θ') ≤ ε
+    max_θ' Ā(θ')  s.t.  D̄_KL(θ') = KL(π_old ‖ π_θ') ≤ δ
 
-by alternating a few gradient-ascent steps on the Lagrangian 𝓛(θ', λ) = Ā(θ') − λ(KL − ε) with
-the dual step λ ← max(0, λ + α_λ(KL − ε)). Sliders set ε and the dual step α_λ; the figure
-shows the λ trace, the KL trace against ε, and the policy's path on the simplex with the KL
-ball {p : KL(π_old‖p) = ε}. Every grid point is one short run, precomputed.
+by alternating a few gradient-ascent steps on the Lagrangian 𝓛(θ', β) = Ā(θ') − β(D̄_KL − δ)
+with the dual step β ← max(0, β + η_β(D̄_KL − δ)). Sliders set the radius δ and the dual step
+η_β; the figure shows the β trace, the KL trace against δ, and the policy's path on the simplex
+with the KL ball {p : KL(π_old‖p) = δ}. Every grid point is one short run, precomputed.
+
+The Python names keep their historical spelling: ``eps`` is δ, ``dual_lr`` is η_β and ``lam``
+is β (chapter 2 and the tests call them so).
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -28,7 +30,7 @@ from ..plots import draw_simplex, simplex_xy
 from ..policies import TabularSoftmaxPolicy
 from ..tabular import three_armed_bandit
 from ..updates import dual_gradient_descent
-from . import Explorable, Slider
+from . import Explorable, Slider, one_thread, pick_nearest, simplex_grid
 
 __all__ = [
     "DualRun",
@@ -41,7 +43,7 @@ __all__ = [
     "START",
 ]
 
-#: The sliders' grids: the KL radius ε and the dual step size α_λ.
+#: The sliders' grids: the KL radius δ (``EPSILONS``) and the dual step size η_β.
 EPSILONS = (0.005, 0.01, 0.02, 0.05, 0.1)
 DUAL_STEPS = (1.0, 3.0, 10.0, 30.0)
 #: π_old on the bandit with rewards (1, 0.6, 0): most mass on the worst arm.
@@ -50,7 +52,9 @@ START = (0.2, 0.3, 0.5)
 
 @dataclass
 class DualRun:
-    """The traces of one run. ``probs`` has one row per outer iteration, starting at π_old."""
+    """The traces of one run: radius δ (``eps``), dual step η_β (``dual_lr``), β after each dual
+    step (``lam``), D̄_KL (``kl``) and the surrogate gain. ``probs`` has one row per outer
+    iteration, starting at π_old."""
 
     eps: float
     dual_lr: float
@@ -62,7 +66,7 @@ class DualRun:
 
     @property
     def final_kl_ratio(self) -> float:
-        """KL / ε at the last iteration (1 means the constraint is exactly active)."""
+        """D̄_KL / δ at the last iteration (1 means the constraint is exactly active)."""
         return float(self.kl[-1] / self.eps) if len(self.kl) else math.nan
 
 
@@ -78,10 +82,11 @@ def run_dual(
 ) -> DualRun:
     """One run of :func:`pgcore.updates.dual_gradient_descent` on the bandit from π_old = ``start``.
 
-    A dual step that is too large can make λ, and then the logits, blow up; the run is then
+    ``eps`` is the radius δ and ``dual_lr`` the dual step η_β. A dual step that is too large can
+    make β, and then the logits, blow up; the run is then
     reported with ``diverged=True`` (and empty traces) instead of raising.
     """
-    with _one_thread():
+    with one_thread():
         return _run_dual(eps, dual_lr, start, rewards, iters, inner_steps, lr)
 
 
@@ -106,40 +111,12 @@ def _run_dual(eps, dual_lr, start, rewards, iters, inner_steps, lr) -> DualRun:
 def precompute_dual(
     epsilons=EPSILONS, dual_steps=DUAL_STEPS, **kwargs
 ) -> dict[tuple[float, float], DualRun]:
-    """Every grid point's run, keyed by (ε, α_λ)."""
+    """Every grid point's run, keyed by (δ, η_β)."""
     return {(float(e), float(a)): run_dual(e, a, **kwargs) for e in epsilons for a in dual_steps}
 
 
-@contextmanager
-def _one_thread():
-    """Run with one intra-op thread, then restore the previous count.
-
-    The tensors here are tiny: on a busy machine, thread synchronisation otherwise dominates
-    and a run takes ten times longer.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-_SIMPLEX_GRID: dict[int, np.ndarray] = {}
-
-
-def _simplex_points(n: int = 120) -> np.ndarray:
-    """Barycentric grid points strictly inside the simplex, [N, 3]."""
-    if n not in _SIMPLEX_GRID:
-        i, j = np.meshgrid(np.arange(1, n), np.arange(1, n), indexing="ij")
-        keep = i + j < n
-        i, j = i[keep], j[keep]
-        _SIMPLEX_GRID[n] = np.stack([i, j, n - i - j], axis=-1) / n
-    return _SIMPLEX_GRID[n]
-
-
 def draw_dual(eps: float, dual_lr: float, *, runs: dict[tuple[float, float], DualRun]) -> Figure:
-    """One frame: λ trace, KL trace with ε, and the path on the simplex inside the KL ball."""
+    """One frame: β trace, KL trace with δ, and the path on the simplex inside the KL ball."""
     run = runs[(float(eps), float(dual_lr))]
     fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.05]})
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.84, wspace=0.3)
@@ -160,17 +137,17 @@ def draw_dual(eps: float, dual_lr: float, *, runs: dict[tuple[float, float], Dua
         ax_lam.plot(it, run.lam, color="tab:purple", lw=1.6)
         ax_kl.plot(it, run.kl, color="tab:orange", lw=1.6, label="KL(π_old‖π)")
         ax_kl.set_ylim(0, 1.1 * max(run.kl.max(), run.eps))
-    ax_kl.axhline(run.eps, color="k", ls="--", lw=1, label="ε")
+    ax_kl.axhline(run.eps, color="k", ls="--", lw=1, label="δ")
     ax_lam.set_xlabel("outer iteration")
-    ax_lam.set_ylabel("λ")
-    ax_lam.set_title("Lagrange multiplier λ", fontsize=10)
+    ax_lam.set_ylabel("β")
+    ax_lam.set_title("Lagrange multiplier β", fontsize=10)
     ax_kl.set_xlabel("outer iteration")
-    ax_kl.set_ylabel("mean KL")
-    ax_kl.set_title("constraint: KL against ε", fontsize=10)
+    ax_kl.set_ylabel("mean KL  D̄_KL")
+    ax_kl.set_title("constraint: KL against δ", fontsize=10)
     ax_kl.legend(loc="upper right", fontsize=8)
 
     draw_simplex(ax_s, labels=("", "", ""))
-    pts = _simplex_points()
+    pts = simplex_grid(120, interior=True)
     p_old = run.probs[0]
     kl = kl_categorical(
         torch.as_tensor(np.broadcast_to(p_old, pts.shape).copy()), torch.as_tensor(pts)
@@ -196,35 +173,32 @@ def draw_dual(eps: float, dual_lr: float, *, runs: dict[tuple[float, float], Dua
     ax_s.set_xticks([])
     ax_s.set_yticks([])
     ax_s.grid(False)
-    ax_s.text(0.02, 0.03, "↙ towards a₁ (r = 1)", transform=ax_s.transAxes, fontsize=8, color="0.3")
+    ax_s.text(0.02, 0.03, "↙ towards a₁ (R = 1)", transform=ax_s.transAxes, fontsize=8, color="0.3")
     ax_s.legend(loc="best", fontsize=8)
     ax_s.set_title("simplex path (zoomed); KL ball dashed", fontsize=10)
     if run.diverged:
-        head = f"ε = {run.eps:g}, dual step α_λ = {run.dual_lr:g}: diverged"
+        head = f"δ = {run.eps:g}, dual step η_β = {run.dual_lr:g}: diverged"
     else:
         head = (
-            f"ε = {run.eps:g}, dual step α_λ = {run.dual_lr:g}:  final KL/ε = {run.final_kl_ratio:.3f},  "
-            f"final λ = {run.lam[-1]:.3f},  surrogate gain = {run.surrogate[-1]:.4f}"
+            f"δ = {run.eps:g}, dual step η_β = {run.dual_lr:g}:  final KL/δ = {run.final_kl_ratio:.3f},  "
+            f"final β = {run.lam[-1]:.3f},  surrogate gain = {run.surrogate[-1]:.4f}"
         )
     fig.suptitle(head, fontsize=10.5)
     return fig
 
 
-def _pick(values, preferred: float) -> float:
-    """``preferred`` if it is on the grid, else the grid value nearest to it."""
-    return min(list(values), key=lambda v: abs(v - preferred))
-
-
 def dual_explorable(epsilons=EPSILONS, dual_steps=DUAL_STEPS, **kwargs) -> Explorable:
-    """The chapter-2 widget: sliders for ε and the dual step over precomputed runs."""
+    """The chapter-2 widget: sliders for the radius δ and the dual step η_β over precomputed runs."""
     runs = precompute_dual(epsilons, dual_steps, **kwargs)
     return Explorable(
         draw=draw_dual,
         sliders=[
-            Slider("eps", "KL radius ε", list(epsilons), default=_pick(epsilons, 0.02)),
-            Slider("dual_lr", "dual step α_λ", list(dual_steps), default=_pick(dual_steps, 10.0)),
+            Slider("eps", "KL radius δ", list(epsilons), default=pick_nearest(epsilons, 0.02)),
+            Slider(
+                "dual_lr", "dual step η_β", list(dual_steps), default=pick_nearest(dual_steps, 10.0)
+            ),
         ],
-        title="Dual gradient descent: λ and the KL settle at the constraint",
+        title="Dual gradient descent: β and the KL settle at the constraint",
         fixed={"runs": runs},
         dpi=88,
     )

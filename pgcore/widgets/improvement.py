@@ -6,8 +6,8 @@ the figure shows, as improvements over J(π):
 
 * the true improvement            J(π_α) − J(π),
 * the surrogate improvement       Ā(π_α)/(1−γ)  (states from π, actions from π_α),
-* TRPO's lower bound              Ā(π_α)/(1−γ) − C·KL_max(π‖π_α), C = 4 ε_A γ/(1−γ)²
-  (Schulman et al. 2015, Theorem 1; ε_A = max_{s,a} |A^π(s, a)|),
+* TRPO's lower bound              Ā(π_α)/(1−γ) − C·D_KL^max(π‖π_α), C = 4 A_max γ/(1−γ)²
+  (Schulman et al. 2015, Theorem 1; A_max = max_{s,a} |A^π(s, a)|, the paper's ε),
 
 and shades the α where the lower bound is positive: there the bound *guarantees* that the step
 improves J. A second slider sets the discount γ, which controls how conservative C is.
@@ -26,7 +26,7 @@ from matplotlib.ticker import FormatStrFormatter
 from .. import bounds
 from ..policies import TabularSoftmaxPolicy
 from ..tabular import TabularMDP, random_mdp
-from . import Explorable, Slider
+from . import Explorable, Slider, pick_nearest
 
 __all__ = [
     "ImprovementCurves",
@@ -104,7 +104,7 @@ def improvement_curves(mdp: TabularMDP, pi_old, pi_target, alphas) -> Improvemen
             true.append(mdp.performance(pa).item() - J0)
             s = bounds.surrogate_advantage(mdp, pa, pi_old).item() / (1.0 - mdp.gamma)
             surr.append(s)
-            low.append(s - C * bounds.max_kl(pi_old, pa).item())
+            low.append(s - C * bounds.max_kl(pa, pi_old).item())
     return ImprovementCurves(
         alphas, np.array(true), np.array(surr), np.array(low), C, eps_adv, mdp.gamma
     )
@@ -154,7 +154,7 @@ def draw_improvement(
         lb,
         color="tab:red",
         lw=1.6,
-        label=r"lower bound $\bar A/(1-\gamma) - C\,\mathrm{KL}_{\max}$",
+        label=r"lower bound $\bar A/(1-\gamma) - C\,D_{\mathrm{KL}}^{\max}$",
     )
     ax.axhline(0.0, color="0.4", lw=0.8)
     ax.axvline(c.alphas[i], color="0.3", ls=":", lw=1.2)
@@ -182,20 +182,14 @@ def draw_improvement(
     return fig
 
 
-def _pick(values, preferred: float) -> float:
-    """``preferred`` if it is on the grid, else the grid value nearest to it."""
-    values = list(values)
-    return min(values, key=lambda v: abs(v - preferred))
-
-
 def improvement_explorable(gammas=GAMMAS, alphas=ALPHAS, **problem) -> Explorable:
     """The chapter-1 widget: sliders for α and γ over precomputed curves (kernel-free or live)."""
     curves = precompute_improvement(gammas, **problem)
     return Explorable(
         draw=draw_improvement,
         sliders=[
-            Slider("alpha", "step α", list(alphas), default=_pick(alphas, 0.01)),
-            Slider("gamma", "discount γ", list(gammas), default=_pick(gammas, 0.7)),
+            Slider("alpha", "step α", list(alphas), default=pick_nearest(alphas, 0.01)),
+            Slider("gamma", "discount γ", list(gammas), default=pick_nearest(gammas, 0.7)),
         ],
         title="Improvement bound: true J, surrogate and TRPO's lower bound along a policy-iteration step",
         fixed={"curves": curves},

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from pgcore.batch import exact_batch
-from pgcore.divergences import kl_categorical
+from pgcore.objectives import ratio
 from pgcore.policies import TabularSoftmaxPolicy
 from pgcore.tabular import TabularMDP, random_mdp
-from pgcore.updates import AdaptiveKL, ppo_update
+from pgcore.updates import AdaptiveKL, ppo_update, update_diagnostics
 from pgcore.widgets import Explorable, Slider
 
 __all__ = [
@@ -59,7 +59,9 @@ def exact_problem() -> tuple[TabularMDP, TabularSoftmaxPolicy]:
     w = EXACT_WORLD
     mdp = random_mdp(w["n_states"], w["n_actions"], gamma=w["gamma"], seed=w["seed"])
     gen = torch.Generator().manual_seed(w["seed"])
-    logits = w["logit_scale"] * torch.randn(w["n_states"], w["n_actions"], generator=gen, dtype=torch.float64)
+    logits = w["logit_scale"] * torch.randn(
+        w["n_states"], w["n_actions"], generator=gen, dtype=torch.float64
+    )
     return mdp, TabularSoftmaxPolicy(w["n_states"], w["n_actions"], logits=logits)
 
 
@@ -69,15 +71,13 @@ def clip_term(r, adv: float, clip: float) -> np.ndarray:
     return np.minimum(r * adv, np.clip(r, 1.0 - clip, 1.0 + clip) * adv)
 
 
-def _mean_kl(mdp: TabularMDP, p_old: torch.Tensor, p_new: torch.Tensor) -> float:
-    """E_{s∼d^π_old}[KL(π_old(·|s) ‖ π_new(·|s))]."""
-    d = mdp.occupancy(p_old)
-    return float((d * kl_categorical(p_old, p_new)).sum())
-
-
 @lru_cache(maxsize=64)
-def clip_run(clip: float, max_epochs: int = max(EPOCH_VALUES), lr: float = TABULAR_LR,
-             objective: str = "clip") -> dict:
+def clip_run(
+    clip: float,
+    max_epochs: int = max(EPOCH_VALUES),
+    lr: float = TABULAR_LR,
+    objective: str = "clip",
+) -> dict:
     """K = 0 … ``max_epochs`` epochs of PPO-clip on the exact batch of the initial policy.
 
     Each epoch is one full-batch Adam step on L^CLIP (advantages normalised, as in
@@ -92,26 +92,36 @@ def clip_run(clip: float, max_epochs: int = max(EPOCH_VALUES), lr: float = TABUL
     """
     mdp, policy = exact_problem()
     batch = exact_batch(mdp, policy)
-    p_old = policy.probs().detach()
+    with torch.no_grad():
+        old_dist = policy.distribution(batch.obs)
     opt = torch.optim.Adam(policy.parameters(), lr=lr, eps=1e-5)
-    rec: dict[str, list] = {k: [] for k in ("kl", "max_ratio", "min_ratio", "clipfrac", "J", "surrogate", "ratios")}
+    rec: dict[str, list] = {
+        k: [] for k in ("kl", "max_ratio", "min_ratio", "clipfrac", "J", "surrogate", "ratios")
+    }
 
     def record() -> None:
+        diag = update_diagnostics(policy, batch, old_dist, clip=clip)
         with torch.no_grad():
-            p = policy.probs()
-            r = (policy.distribution(batch.obs).log_prob(batch.actions) - batch.logp_old).exp()
-            rec["kl"].append(_mean_kl(mdp, p_old, p))
-            rec["max_ratio"].append(float(r.max()))
-            rec["min_ratio"].append(float(r.min()))
-            rec["clipfrac"].append(float((batch.weights * ((r - 1).abs() > clip)).sum()))
-            rec["J"].append(float(mdp.performance(p)))
+            r = ratio(policy, batch)
+            rec["kl"].append(diag["kl"])
+            rec["max_ratio"].append(diag["ratio_max"])
+            rec["min_ratio"].append(diag["ratio_min"])
+            rec["clipfrac"].append(diag["clipfrac"])
+            rec["J"].append(float(mdp.performance(policy.probs())))
             rec["surrogate"].append(float((batch.weights * r * batch.advantages).sum()))
             rec["ratios"].append(r.numpy().copy())
 
     record()
     for _ in range(max_epochs):
-        ppo_update(policy, batch, objective=objective, clip=clip, epochs=1, optimizer=opt,
-                   normalize_advantages=True)
+        ppo_update(
+            policy,
+            batch,
+            objective=objective,
+            clip=clip,
+            epochs=1,
+            optimizer=opt,
+            normalize_advantages=True,
+        )
         record()
     out = {k: np.asarray(v) for k, v in rec.items()}
     out["adv"] = batch.advantages.numpy().copy()
@@ -121,8 +131,14 @@ def clip_run(clip: float, max_epochs: int = max(EPOCH_VALUES), lr: float = TABUL
 
 
 @lru_cache(maxsize=64)
-def kl_penalty_run(mode: str, value: float, iters: int = 20, epochs: int = 10,
-                   lr: float = TABULAR_LR, beta0: float = 1.0) -> dict:
+def kl_penalty_run(
+    mode: str,
+    value: float,
+    iters: int = 20,
+    epochs: int = 10,
+    lr: float = TABULAR_LR,
+    beta0: float = 1.0,
+) -> dict:
     """``iters`` iterations of PPO with a KL penalty on the exact world.
 
     ``mode`` is ``"adaptive"`` (``value`` = d_targ, β starts at ``beta0`` and follows
@@ -140,16 +156,26 @@ def kl_penalty_run(mode: str, value: float, iters: int = 20, epochs: int = 10,
     betas, betas_next, kls, Js = [], [], [], [float(mdp.performance(policy.probs().detach()))]
     for _ in range(iters):
         batch = exact_batch(mdp, policy)
-        p_old = policy.probs().detach()
         betas.append(coef.beta if isinstance(coef, AdaptiveKL) else coef)
-        info = ppo_update(policy, batch, objective="adaptive-kl" if mode == "adaptive" else "fixed-kl",
-                          beta=coef, epochs=epochs, lr=lr, normalize_advantages=True)
-        betas_next.append(info["beta"])
-        p = policy.probs().detach()
-        kls.append(_mean_kl(mdp, p_old, p))
-        Js.append(float(mdp.performance(p)))
-    return {"beta": np.asarray(betas), "beta_next": np.asarray(betas_next), "kl": np.asarray(kls),
-            "J": np.asarray(Js), "J_star": optimal_performance(mdp)}
+        info = ppo_update(
+            policy,
+            batch,
+            objective="adaptive-kl" if mode == "adaptive" else "fixed-kl",
+            beta=coef,
+            epochs=epochs,
+            lr=lr,
+            normalize_advantages=True,
+        )
+        betas_next.append(info["beta_next"])
+        kls.append(info["kl"])
+        Js.append(float(mdp.performance(policy.probs().detach())))
+    return {
+        "beta": np.asarray(betas),
+        "beta_next": np.asarray(betas_next),
+        "kl": np.asarray(kls),
+        "J": np.asarray(Js),
+        "J_star": optimal_performance(mdp),
+    }
 
 
 def optimal_performance(mdp: TabularMDP, iters: int = 2000) -> float:
@@ -204,8 +230,13 @@ def _draw_clip(clip: float, epochs: int) -> plt.Figure:
     k = np.arange(len(run["kl"]))
     for c in CLIP_VALUES:
         other = clip_run(c)
-        ax.plot(k, other["kl"], color="0.75" if c != clip else "C0", lw=1 if c != clip else 2,
-                label=None if c != clip else f"ε = {clip:g}")
+        ax.plot(
+            k,
+            other["kl"],
+            color="0.75" if c != clip else "C0",
+            lw=1 if c != clip else 2,
+            label=None if c != clip else f"ε = {clip:g}",
+        )
     ax.plot([epochs], [run["kl"][epochs]], "o", color="C1", label=f"after K = {epochs}")
     ax.set_yscale("symlog", linthresh=1e-4)
     ax.set_xlabel("epoch k (full-batch Adam steps)")
@@ -220,8 +251,10 @@ def clip_explorable() -> Explorable:
     """Widget (a): the clip ε and the number of epochs K."""
     return Explorable(
         draw=_draw_clip,
-        sliders=[Slider("clip", "clip ε", CLIP_VALUES, default=0.2, fmt="{:g}"),
-                 Slider("epochs", "epochs K", EPOCH_VALUES, default=10, fmt="{:d}")],
+        sliders=[
+            Slider("clip", "clip ε", CLIP_VALUES, default=0.2, fmt="{:g}"),
+            Slider("epochs", "epochs K", EPOCH_VALUES, default=10, fmt="{:d}"),
+        ],
         title="PPO-clip on an exact MDP: the clipped objective, the ratios after K epochs, and the true KL",
     )
 
@@ -267,7 +300,9 @@ def beta_explorable() -> Explorable:
     """Widget (b): d_targ of the adaptive penalty against a fixed β."""
     return Explorable(
         draw=_draw_beta,
-        sliders=[Slider("d_targ", "d_targ", D_TARG_VALUES, default=0.01, fmt="{:g}"),
-                 Slider("beta", "fixed β", BETA_VALUES, default=1.0, fmt="{:g}")],
+        sliders=[
+            Slider("d_targ", "d_targ", D_TARG_VALUES, default=0.01, fmt="{:g}"),
+            Slider("beta", "fixed β", BETA_VALUES, default=1.0, fmt="{:g}"),
+        ],
         title="PPO with a KL penalty on an exact MDP: adaptive β (d_targ) against fixed β",
     )

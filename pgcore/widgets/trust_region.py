@@ -1,17 +1,20 @@
-"""The trust-region ε widget: vanilla PG, NPG and TRPO on the 3-action simplex.
+"""The trust-region δ widget: vanilla PG, NPG and TRPO on the 3-action simplex.
 
 The world is :func:`pgcore.three_armed_bandit` (one state, three actions, γ = 0), so a policy
-is a point π on the probability simplex and J(π) = Σ_a π(a) r(a). From one starting policy,
+is a point π on the probability simplex and J(π) = Σ_a π(a) R(a). From one starting policy,
 three update rules run for a few iterations, each on the exact batch of its current policy:
 
-* vanilla PG, :func:`pgcore.vpg_step` with a fixed learning rate (ε does not enter);
-* NPG, :func:`pgcore.natural_gradient_step` with ``max_kl`` = ε (½ΔᵀFΔ = ε per step);
-* TRPO, :func:`pgcore.trpo_step` with ``max_kl`` = ε (the natural step, then a line search
-  that enforces the true KL(π_old‖π) ≤ ε).
+* vanilla PG, :func:`pgcore.vpg_step` with a fixed step size η (δ does not enter);
+* NPG, :func:`pgcore.natural_gradient_step` with ``max_kl`` = δ (½ΔᵀFΔ = δ per step);
+* TRPO, :func:`pgcore.trpo_step` with ``max_kl`` = δ (the natural step, then a line search
+  that enforces the true KL(π_old‖π) ≤ δ).
 
-The figure shows the simplex with the KL ball {π : KL(π_start‖π) = ε} around the starting
+The figure shows the simplex with the KL ball {π : KL(π_start‖π) = δ} around the starting
 policy (dotted balls around TRPO's later iterates), the three paths, and side panels with the
-true J and the true per-step KL along each path. Moving ε redraws the ball and the paths.
+true J and the true per-step KL along each path. Moving δ redraws the ball and the paths.
+
+The Python names keep their historical spelling (chapter 3 and the tests use them): the slider
+keyword ``eps``, ``EPS_VALUES`` and ``eps_values`` all hold the radius δ.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..plots import draw_simplex, simplex_xy
 from ..policies import TabularSoftmaxPolicy
 from ..tabular import three_armed_bandit
 from ..updates import natural_gradient_step, trpo_step, vpg_step
-from . import Explorable, Slider
+from . import Explorable, Slider, simplex_grid
 
 __all__ = [
     "EPS_VALUES",
@@ -90,13 +93,13 @@ def run_paths(
     rewards=DEFAULT_REWARDS,
     start=DEFAULT_START,
 ) -> dict:
-    """The three paths for trust-region size ε (cached).
+    """The three paths for the trust-region radius δ = ``eps`` (cached); ``lr`` is VPG's η.
 
     Returns {method: {"probs": [iters+1, 3], "J": [iters+1], "kl": [iters] (true
     KL(π_k‖π_{k+1}) of each step), "info": [the update's diagnostics per step]}}.
     """
     if not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be positive and finite, got {eps!r}")
+        raise ValueError(f"eps (the radius δ) must be positive and finite, got {eps!r}")
     return _paths_cached(
         float(eps), int(iters), float(lr), tuple(map(float, rewards)), tuple(map(float, start))
     )
@@ -104,13 +107,8 @@ def run_paths(
 
 @lru_cache(maxsize=4)
 def _simplex_grid(n: int = 100):
-    """Interior barycentric grid points [N, 3] and a Delaunay triangulation of their 2-D images."""
-    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    keep = i + j <= n
-    p1, p2 = i[keep] / n, j[keep] / n
-    P = np.stack([1 - p1 - p2, p1, p2], axis=-1)
-    P = np.clip(P, 1e-4, None)
-    P /= P.sum(-1, keepdims=True)
+    """The whole simplex grid [N, 3] (coordinates ≥ 10⁻⁴) and a Delaunay triangulation of its 2-D image."""
+    P = simplex_grid(n, interior=False)
     xy = simplex_xy(P)
     return P, mtri.Triangulation(xy[:, 0], xy[:, 1])
 
@@ -131,12 +129,12 @@ def draw_trust_region(
     rewards=DEFAULT_REWARDS,
     start=DEFAULT_START,
 ):
-    """The figure for one ε: the simplex with the KL ball and the paths, J and KL per step."""
+    """The figure for one radius δ = ``eps``: the simplex with the KL ball and the paths, J and KL per step."""
     paths = run_paths(eps, iters=iters, lr=lr, rewards=rewards, start=start)
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.9), gridspec_kw={"width_ratios": [1.35, 1, 1]})
     ax, axJ, axK = axes
     draw_simplex(
-        ax, labels=(f"a₁ (r={rewards[0]:g})", f"a₂ (r={rewards[1]:g})", f"a₃ (r={rewards[2]:g})")
+        ax, labels=(f"a₁ (R={rewards[0]:g})", f"a₂ (R={rewards[1]:g})", f"a₃ (R={rewards[2]:g})")
     )
 
     # J is linear on the simplex: its level lines are straight.
@@ -159,7 +157,7 @@ def draw_trust_region(
         )
     x0 = simplex_xy(np.asarray(start, float))
     ax.plot(*x0, "k*", ms=11, zorder=5)
-    ax.set_title(f"KL ball KL(π₀‖π) = ε = {eps:g} around π₀ (★)", fontsize=10)
+    ax.set_title(f"KL ball KL(π₀‖π) = δ = {eps:g} around π₀ (★)", fontsize=10)
 
     it = np.arange(iters + 1)
     for m in METHODS:
@@ -178,7 +176,7 @@ def draw_trust_region(
     axJ.set_title("performance along each path")
     axJ.set_ylim(min(rewards) - 0.02, max(rewards) + 0.05)
     axJ.legend(fontsize=8, loc="lower right")
-    axK.axhline(eps, color="k", lw=1.2, ls="--", label="ε")
+    axK.axhline(eps, color="k", lw=1.2, ls="--", label="δ")
     axK.set_xlabel("iteration k")
     axK.set_ylabel("KL(π_old ‖ π_new) of step k")
     axK.set_title("true KL of each step")
@@ -201,10 +199,10 @@ def trust_region_explorable(
     rewards=DEFAULT_REWARDS,
     start=DEFAULT_START,
 ) -> Explorable:
-    """The ε widget: one slider over ``eps_values``."""
+    """The δ widget: one slider over the radii ``eps_values``."""
     return Explorable(
         draw=draw_trust_region,
-        sliders=[Slider("eps", "trust region ε", tuple(eps_values), default=default)],
-        title="Trust region ε: vanilla PG, NPG and TRPO on the 3-action simplex",
+        sliders=[Slider("eps", "trust region δ", tuple(eps_values), default=default)],
+        title="Trust region δ: vanilla PG, NPG and TRPO on the 3-action simplex",
         fixed={"iters": iters, "lr": lr, "rewards": tuple(rewards), "start": tuple(start)},
     )
