@@ -2,7 +2,7 @@
 #   make book   set up (.venv + vendored JS), build the HTML book with every notebook executed
 #   make test   set up, then run everything: pgcore tests, nbval on every chapter, the book
 #               build, and the browser tests against that freshly built book
-# Other targets: make venv | serve | lab | nbval [NB=book/05_ppo.md] | bench | clean | distclean
+# Other targets: make venv | serve | lab | nbval [NB=book/06_ppo.md] | bench | clean | distclean
 #
 # Everything is idempotent: the setup steps re-run only when requirements.txt, pyproject.toml,
 # package.json or package-lock.json change (stamp files), and an existing .venv is reused.
@@ -51,7 +51,7 @@ help:
 	@echo "make test    pgcore tests + nbval on every chapter + book build + browser tests"
 	@echo "make serve   serve $(HTML) on http://$(HOST):$(PORT)/"
 	@echo "make lab     JupyterLab on $(HOST) with jupytext: book/*.md open as notebooks"
-	@echo "make nbval   validate the chapter notebooks only (NB=book/05_ppo.md for one)"
+	@echo "make nbval   validate the chapter notebooks only (NB=book/06_ppo.md for one)"
 	@echo "make bench   benchmarks (see benchmarks/README.md)"
 	@echo "make clean   remove $(BUILD) and caches;  make distclean also removes .venv, node_modules, $(VENDOR)"
 

@@ -5,6 +5,7 @@ the exact world (:func:`exact_batch` on a :class:`TabularMDP`) and the sampled w
 (rollouts from gymnasium). Every objective, update and diagnostic takes ``(policy, batch)``.
 """
 
+from . import advantage  # the advantage estimators of the exact world (pgcore.advantage)
 from .batch import Batch, exact_batch, normalize_advantages, weighted_mean
 from .claims import claim, glue_values
 from .config import NPGConfig, PPOConfig, RolloutConfig, TRPOConfig, VPGConfig
@@ -21,7 +22,6 @@ from .fisher import (
 from .objectives import clip_fraction, clipped_surrogate, kl_penalized_surrogate, ratio, surrogate
 from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularSoftmaxPolicy, ValueNetwork
 from .rollouts import RolloutCollector, RunningMeanStd, gae
-from . import advantage  # noqa: E402  (estimating the advantage on the exact world)
 from .tabular import TabularMDP, chain_mdp, random_mdp, three_armed_bandit, two_state_mdp
 from .training import (
     TrainingDivergedError,
@@ -51,6 +51,7 @@ from .updates import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "advantage",
     "NPGConfig",
     "PPOConfig",
     "RolloutConfig",

@@ -314,7 +314,9 @@ DEFAULTS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _freeze(
         },
         "CartPole-v1": {
             # RL-Zoo's PPO settings (n_steps 32 × 8 envs, γ 0.98, λ 0.8, lr and clip annealed)
-            # with half the epochs and a 4× larger learning rate.
+            # with half the epochs, a 4× larger learning rate and two minibatches per epoch
+            # (median steps to a return of 475 over seeds 100-109: 21.5k, against 29.5k with
+            # one full-batch minibatch).
             "ppo": {
                 "num_envs": 8,
                 "n_steps": 32,
@@ -322,7 +324,7 @@ DEFAULTS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _freeze(
                 "lam": 0.8,
                 "lr": 4e-3,
                 "epochs": 10,
-                "minibatch_size": 256,
+                "minibatch_size": 128,
                 "anneal_clip": True,
             },
             "trpo": {"max_kl": 0.02, "damping": 0.01, "lam": 0.98, "vf_epochs": 10},

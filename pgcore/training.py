@@ -618,7 +618,7 @@ def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(
-    env: str | Callable[..., gym.Env],
+    env_id: str | Callable[..., gym.Env],
     algo: str,
     *,
     total_steps: int,
@@ -633,12 +633,13 @@ def train(
     log_dir: str | os.PathLike | None = None,
     **hparams: Any,
 ) -> TrainResult:
-    """Train ``algo`` on ``env`` for at least ``total_steps`` environment steps.
+    """Train ``algo`` on ``env_id`` for at least ``total_steps`` environment steps.
 
-    ``env`` is a gymnasium id (``"CartPole-v1"``, or ``"module:EnvId"`` to import the module
-    that registers it) or a callable returning a new ``gymnasium.Env`` (called once per
-    parallel environment, with ``env_kwargs``). The hyperparameters are the task's preset
-    (see :mod:`pgcore.config`), or ``config``, or ``init``'s, with ``hparams`` on top.
+    ``env_id`` (the contract's name; it may also be an environment factory) is a gymnasium id
+    (``"CartPole-v1"``, or ``"module:EnvId"`` to import the module that registers it) or a
+    callable returning a new ``gymnasium.Env`` (called once per parallel environment, with
+    ``env_kwargs``). The hyperparameters are the task's preset (see :mod:`pgcore.config`), or
+    ``config``, or ``init``'s, with ``hparams`` on top.
 
     ``policy`` and ``value_fn`` replace the default tanh MLPs: any ``nn.Module`` with
     ``distribution(obs) -> torch.distributions.Distribution`` (``log_prob(actions)`` of shape
@@ -674,6 +675,7 @@ def train(
     fam = family(algo)
     total_steps = check_int("total_steps", total_steps, minimum=1)
     seed = _check_seed(seed)
+    env = env_id
     env_id, kwargs = _check_env_arg(env, env_kwargs)
     if init is not None:
         if not isinstance(init, TrainResult):

@@ -245,29 +245,20 @@ def _natural_step(
             "expected_improvement": expected * frac if moved else 0.0,
         }
 
-    no_step_bt = backtrack_iters if line_search else 0
-    if not bool((x != 0).any()):  # CG found no direction (g = 0 or ‖g‖ below CG's tolerance)
+    # No step when CG found no direction (g = 0 or ‖g‖ below CG's tolerance), or, for a trust
+    # region, when there is no curvature along x (the step length is then undefined).
+    no_direction = not bool((x != 0).any())
+    no_curvature = max_kl is not None and not (math.isfinite(xFx) and xFx > 0)
+    if no_direction or no_curvature:
         return result(
             update_diagnostics(policy, batch, old_dist),
             moved=False,
             eta=0.0,
             frac=0.0,
-            backtracks=no_step_bt,
+            backtracks=backtrack_iters if line_search else 0,
             model_eta=0.0,
         )
-    if max_kl is not None:
-        if not (math.isfinite(xFx) and xFx > 0):  # no curvature along x: the step is undefined
-            return result(
-                update_diagnostics(policy, batch, old_dist),
-                moved=False,
-                eta=0.0,
-                frac=0.0,
-                backtracks=no_step_bt,
-                model_eta=0.0,
-            )
-        eta = math.sqrt(2.0 * max_kl / xFx)
-    else:
-        eta = lr
+    eta = math.sqrt(2.0 * max_kl / xFx) if max_kl is not None else lr
     full_step = eta * x
     expected = (nd["g"] @ full_step).item()  # first-order predicted surrogate improvement gᵀΔ
 

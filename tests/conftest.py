@@ -6,7 +6,7 @@
    kernelspec, converted in memory by jupytext. Run it with::
 
        pytest --nbval-lax tests book                       # everything, chapters included
-       pytest --nbval-lax tests/conftest.py book/05_ppo.md  # one chapter only (make nbval)
+       pytest --nbval-lax tests/conftest.py book/06_ppo.md  # one chapter only (make nbval)
 
    (``tests`` or this file must be among the arguments, so that this conftest is loaded.) ``--nbval-lax``
    checks that every cell runs without error and does not compare outputs, which differ from

@@ -57,7 +57,7 @@ def test_contract_signature():
     assert pgcore.train is train
     sig = inspect.signature(train)
     params = sig.parameters
-    assert list(params)[:2] == ["env", "algo"]
+    assert list(params)[:2] == ["env_id", "algo"]
     assert params["total_steps"].kind is inspect.Parameter.KEYWORD_ONLY
     assert params["total_steps"].default is inspect.Parameter.empty
     assert params["seed"].kind is inspect.Parameter.KEYWORD_ONLY and params["seed"].default == 0

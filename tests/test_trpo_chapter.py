@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "book" / "04_trpo.md"
+CHAPTER = ROOT / "book" / "05_trpo.md"
 DATA = ROOT / "book" / "data" / "trpo"
 SCRIPT = ROOT / "book" / "scripts" / "trpo_runs.py"
 TASKS = ("CartPole-v1", "Pendulum-v1")

@@ -22,7 +22,7 @@ Usage (from the repository root)::
     .venv/bin/python book/scripts/trpo_runs.py --check           # re-run the first iterations
                                                                  # of seed 0, compare bitwise
 
-The chapter (``book/04_trpo.md``) reads these files with :func:`load_runs` and repeats the
+The chapter (``book/05_trpo.md``) reads these files with :func:`load_runs` and repeats the
 first iterations of seed 0 live; ``tests/test_trpo_chapter.py`` checks that the two agree.
 """
 

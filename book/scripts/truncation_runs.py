@@ -172,7 +172,9 @@ def value_error(
         env.close()
         torch.set_rng_state(gen_state)
     e = np.concatenate(errors)
-    e_up = np.concatenate([err for err, u in zip(errors, up, strict=True) if u] or [np.full(1, np.nan)])
+    e_up = np.concatenate(
+        [err for err, u in zip(errors, up, strict=True) if u] or [np.full(1, np.nan)]
+    )
     return {
         "value_bias": float(e.mean()),
         "value_bias_up": float(e_up.mean()),
@@ -242,7 +244,14 @@ def load_runs(data_dir: str | Path = DATA) -> tuple[dict[str, np.ndarray], dict]
         data[f"{rule}_ep_seed"] = np.concatenate(
             [np.full(len(r["ep_return"]), i, dtype=np.int64) for i, r in enumerate(runs)]
         )
-        for k in ("value_bias", "value_rmse", "value_bias_up", "n_up", "eval_return", "wall_seconds"):
+        for k in (
+            "value_bias",
+            "value_rmse",
+            "value_bias_up",
+            "n_up",
+            "eval_return",
+            "wall_seconds",
+        ):
             data[f"{rule}_{k}"] = np.array([float(r[k]) for r in runs])
     return data, meta
 
