@@ -264,21 +264,15 @@ def _natural_step(
 
     if not line_search:
         candidate = theta0 + full_step
-        if not torch.isfinite(candidate).all():
-            if lr is not None:
-                raise NonFiniteUpdateError(
-                    f"natural_gradient_step: the step lr·F⁻¹g is not finite (lr={lr!r}); the parameters "
-                    "are unchanged. Likely cause: the learning rate lr is too large."
-                )
-            return result(
-                update_diagnostics(policy, batch, old_dist),
-                moved=False,
-                eta=0.0,
-                frac=0.0,
-                backtracks=0,
-                model_eta=0.0,
+        finite = bool(torch.isfinite(candidate).all())
+        if not finite and lr is not None:
+            raise NonFiniteUpdateError(
+                f"natural_gradient_step: the step lr·F⁻¹g is not finite (lr={lr!r}); the parameters "
+                "are unchanged. Likely cause: the learning rate lr is too large."
             )
-        if torch.equal(candidate, theta0):  # the step is below the parameters' resolution
+        # no step either when it is not finite (with a trust region) or below the parameters'
+        # resolution
+        if not finite or torch.equal(candidate, theta0):
             return result(
                 update_diagnostics(policy, batch, old_dist),
                 moved=False,
