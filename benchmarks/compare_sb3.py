@@ -293,12 +293,14 @@ def main() -> None:
             row: dict[str, Any] = {"seed": seed}
             for who in order:
                 fn = run_pgcore if who == "pgcore" else run_sb3
+                load = os.getloadavg()[0]
                 row[who] = fn(
                     env_id, algo if who == "pgcore" else sb3_algo, threshold, budget, seed
                 )
                 r = row[who]
+                r["load_average_at_start"] = load
                 print(
-                    f"{task} seed {seed} {who:6s}: "
+                    f"{task} seed {seed} {who:6s} (load {load:.1f}): "
                     + (
                         f"{r['steps']:>7,} steps {r['wall']:6.1f} s wall {r['cpu']:6.1f} s cpu"
                         if r["reached"]

@@ -7,7 +7,7 @@ d^π(s)·π(a|s) over every (s, a) and the advantages are exact; in the sampled 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -23,8 +23,8 @@ def weighted_mean(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch
     """
     if weights is None:
         return x.mean()
-    w = weights.to(x.dtype)
-    prod = torch.where(w > 0, w * x, torch.zeros((), dtype=x.dtype))
+    w = weights if weights.dtype == x.dtype else weights.to(x.dtype)
+    prod = torch.where(w > 0, w * x, 0.0 if x.is_floating_point() else 0)
     return prod.sum() / w.sum()
 
 
@@ -77,20 +77,34 @@ class Batch:
     def __len__(self) -> int:
         return self.obs.shape[0]
 
+    @classmethod
+    def _from_checked(cls, **values: torch.Tensor | None) -> Batch:
+        """A Batch of tensors derived row-wise from a checked Batch (its rows, or a field
+        replaced by one of the same shape): built without repeating ``__post_init__``'s checks,
+        which such tensors pass by construction."""
+        batch = cls.__new__(cls)
+        for name in _FIELDS:
+            setattr(batch, name, values.get(name))
+        return batch
+
     def subset(self, idx: torch.Tensor) -> Batch:
-        """The rows ``idx`` of every field (a minibatch)."""
-        return replace(
-            self,
-            **{
-                f.name: getattr(self, f.name)[idx]
-                for f in fields(self)
-                if getattr(self, f.name) is not None
-            },
+        """The rows ``idx`` of every field (a minibatch); ``idx`` is a one-dimensional index or
+        boolean mask. The rows of a checked batch are valid, so they are not checked again."""
+        idx = torch.as_tensor(idx)
+        if idx.ndim != 1:
+            raise ValueError(
+                f"Batch.subset needs a one-dimensional index, got shape {tuple(idx.shape)}"
+            )
+        return Batch._from_checked(
+            **{name: t[idx] for name in _FIELDS if (t := getattr(self, name)) is not None}
         )
 
     def mean(self, x: torch.Tensor) -> torch.Tensor:
         """The batch expectation of ``x``: Σ w·x / Σ w."""
         return weighted_mean(x, self.weights)
+
+
+_FIELDS = tuple(f.name for f in fields(Batch))
 
 
 def normalize_advantages(batch: Batch) -> Batch:
@@ -100,15 +114,16 @@ def normalize_advantages(batch: Batch) -> Batch:
 
     The weighted moments make this right in both worlds (d^π·π weights on the exact batch, 1/N
     on rollouts). A batch with fewer than two rows is returned unchanged (its standard deviation
-    is zero). Every other field is kept (``dataclasses.replace``); ``batch`` itself is not
-    modified.
+    is zero). Every other field is kept (the same tensors); ``batch`` itself is not modified.
     """
     adv = batch.advantages
     if adv.numel() < 2:
         return batch
     mean = weighted_mean(adv, batch.weights)
     std = weighted_mean((adv - mean) ** 2, batch.weights).sqrt()
-    return replace(batch, advantages=(adv - mean) / (std + 1e-8))
+    # the same rows with a new advantage column of the same shape: no need to re-check them
+    values = {name: getattr(batch, name) for name in _FIELDS}
+    return Batch._from_checked(**{**values, "advantages": (adv - mean) / (std + 1e-8)})
 
 
 def policy_table(policy, n_states: int) -> torch.Tensor:

@@ -90,6 +90,13 @@ def check_hidden(name: str, value: Any) -> tuple[int, ...]:
     return tuple(int(h) for h in value)
 
 
+def check_log_std(name: str, value: Any) -> str:
+    """'parameter' or 'network'."""
+    if value not in ("parameter", "network"):
+        raise ValueError(f"{name} must be 'parameter' or 'network', got {value!r}")
+    return value
+
+
 def optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     """``check`` that also accepts None (the option is off)."""
 
@@ -134,6 +141,12 @@ class RolloutConfig:
     log_std_init: float = _f(
         0.0, "initial log σ of Gaussian policies (continuous actions)", check_finite
     )
+    log_std: str = _f(
+        "parameter",
+        "log σ of Gaussian policies: 'parameter' (one state-independent vector) or 'network' "
+        "(the output of a second MLP, so σ depends on the state)",
+        check_log_std,
+    )
     normalize_advantages: bool = _f(
         True,
         "standardise advantages, Â ← (Â − mean)/std (per minibatch in PPO, per batch otherwise)",
@@ -143,6 +156,20 @@ class RolloutConfig:
         True,
         "bootstrap a truncated step (time limit) from V(final observation); False treats "
         "truncation as termination, the common bug, kept for the time-limit ablation",
+        check_bool,
+    )
+    ortho_init: bool = _f(
+        True,
+        "orthogonal initialisation of the default MLPs (gain √2 on hidden layers, 0.01 on the "
+        "policy head, 1 on the value head, zero biases); False: PyTorch's default nn.Linear "
+        "initialisation (uniform, bound 1/√fan_in)",
+        check_bool,
+    )
+    clip_actions: bool = _f(
+        True,
+        "clip continuous actions to the action space's bounds before the environment sees them "
+        "(the log-probabilities stay those of the unclipped sample); False passes the sample "
+        "as drawn",
         check_bool,
     )
 
@@ -241,6 +268,11 @@ class PPOConfig(RolloutConfig):
         "stop the epochs once a minibatch's approx KL exceeds 1.5·target_kl (None: off)",
         optional(check_positive),
     )
+    adam_eps: float = _f(
+        1e-5,
+        "ε of the joint Adam, added to √v̂ in its denominator (PyTorch's default is 1e-8)",
+        check_positive,
+    )
 
     def _check_together(self) -> None:
         super()._check_together()
@@ -310,6 +342,7 @@ DEFAULTS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _freeze(
                 "clip_vloss": None,
                 "max_grad_norm": 0.5,
                 "target_kl": None,
+                "adam_eps": 1e-5,
             },
         },
         "CartPole-v1": {

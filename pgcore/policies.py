@@ -115,8 +115,18 @@ class CategoricalMLPPolicy(nn.Module):
         return Categorical(logits=self.net(obs))
 
 
+#: the two parametrisations of a Gaussian policy's log σ
+LOG_STD_KINDS = ("parameter", "network")
+
+
 class GaussianMLPPolicy(nn.Module):
-    """π_θ(·|s) = N(μ_θ(s), diag σ²) with a state-independent log σ parameter."""
+    """π_θ(·|s) = N(μ_θ(s), diag σ²).
+
+    ``log_std="parameter"`` (the default): log σ is one state-independent parameter vector
+    ``log_std``, initialised to ``log_std_init``. ``log_std="network"``: log σ_θ(s) is the
+    output of a second tanh MLP ``log_std_net`` (head gain 0.01, head bias ``log_std_init``),
+    so the spread depends on the state.
+    """
 
     def __init__(
         self,
@@ -124,17 +134,28 @@ class GaussianMLPPolicy(nn.Module):
         act_dim: int,
         hidden: Sequence[int] = (64, 64),
         log_std_init: float = 0.0,
+        log_std: str = "parameter",
     ):
         super().__init__()
         self.obs_dim, self.act_dim = check_int("obs_dim", obs_dim), check_int("act_dim", act_dim)
         self.hidden = _check_hidden(hidden)
         log_std_init = check_finite("log_std_init", log_std_init)
+        if log_std not in LOG_STD_KINDS:
+            raise ValueError(f"log_std must be one of {LOG_STD_KINDS}, got {log_std!r}")
+        self.log_std_kind = log_std
         self.mean = mlp(self.obs_dim, self.act_dim, self.hidden, out_gain=0.01)
-        self.log_std = nn.Parameter(torch.full((self.act_dim,), log_std_init))
+        if log_std == "parameter":
+            self.log_std = nn.Parameter(torch.full((self.act_dim,), log_std_init))
+        else:
+            self.log_std_net = mlp(self.obs_dim, self.act_dim, self.hidden, out_gain=0.01)
+            with torch.no_grad():
+                self.log_std_net[-1].bias.fill_(log_std_init)
 
     def distribution(self, obs: torch.Tensor) -> Independent:
         mean = self.mean(obs)
-        return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+        if self.log_std_kind == "parameter":
+            return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+        return Independent(Normal(mean, self.log_std_net(obs).exp()), 1)
 
 
 class ValueNetwork(nn.Module):

@@ -274,7 +274,9 @@ class RolloutCollector:
     in several threads of one process do not disturb each other. ``obs_rms`` continues an
     existing normaliser (it is updated in place). ``bootstrap_truncated=False`` hands GAE
     every truncated step as terminated (no bootstrap from the final observation): the common
-    time-limit bug, for ablations only.
+    time-limit bug, for ablations only. Continuous actions are clipped to the action space's
+    bounds before ``env.step`` unless ``clip_actions=False``; the batch keeps the unclipped
+    sample and its log-probability either way.
     """
 
     def __init__(
@@ -286,9 +288,11 @@ class RolloutCollector:
         generator: torch.Generator | None = None,
         obs_rms: RunningMeanStd | None = None,
         bootstrap_truncated: bool = True,
+        clip_actions: bool = True,
     ) -> None:
         self.env = env
         self.bootstrap_truncated = bool(bootstrap_truncated)
+        self.clip_actions = bool(clip_actions)
         self.generator = torch.Generator().manual_seed(seed) if generator is None else generator
         self.reward_scale = reward_scale
         self.num_envs = env.num_envs
@@ -348,7 +352,7 @@ class RolloutCollector:
             x_buf.append(x)
             act_buf.append(action)
             a_np = action.numpy()
-            if not self.discrete:
+            if not self.discrete and self.clip_actions:
                 a_np = np.clip(a_np, self.low, self.high)
             obs, r, te, tr, _ = self.env.step(a_np)
             valid[t] = ~self.autoreset

@@ -99,7 +99,14 @@ from pgcore.rollouts import (
     resolve_env_id,
     sample_action,
 )
-from pgcore.updates import AdaptiveKL, natural_gradient_step, ppo_update, trpo_step, vpg_step
+from pgcore.updates import (
+    AdaptiveKL,
+    clone_state,
+    natural_gradient_step,
+    ppo_update,
+    trpo_step,
+    vpg_step,
+)
 
 __all__ = [
     "ALGOS",
@@ -173,7 +180,7 @@ class TrainResult:
         """Actions for raw observations: one observation [obs_dim] gives one action, a batch
         [B, obs_dim] gives B actions. The mode (arg-max or mean) when ``deterministic``,
         else a sample drawn from ``generator``. Continuous actions are clipped to the action
-        space's bounds, as in training. ``ValueError`` for an observation of the wrong size."""
+        space's bounds, as in training (unless the run set ``clip_actions=False``). ``ValueError`` for an observation of the wrong size."""
         dim = self.config["obs_dim"]
         x = np.asarray(obs, dtype=np.float64)
         single = x.ndim == 1
@@ -185,7 +192,7 @@ class TrainResult:
         z = self.obs_rms.normalize(x) if self.obs_rms is not None else x.astype(np.float32)
         dist = self.policy.distribution(torch.from_numpy(z))
         a = (dist.mode if deterministic else sample_action(dist, generator)).numpy()
-        if self.config["action"] == "continuous":
+        if self.config["action"] == "continuous" and self.config.get("clip_actions", True):
             a = np.clip(a, self.config["action_low"], self.config["action_high"])
         return a[0] if single else a
 
@@ -334,6 +341,15 @@ def _init_mlp(net: nn.Sequential, out_gain: float, gen: torch.Generator) -> None
         nn.init.zeros_(layer.bias)
 
 
+def _default_init_mlp(net: nn.Sequential, gen: torch.Generator) -> None:
+    """PyTorch's default ``nn.Linear`` initialisation (weights and biases uniform in
+    ±1/√fan_in, i.e. Kaiming-uniform with a = √5), drawn from ``gen``."""
+    for layer in (m for m in net if isinstance(m, nn.Linear)):
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
+        bound = 1.0 / math.sqrt(layer.in_features)
+        nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+
+
 def _build_models(
     config: dict[str, Any], gen: torch.Generator | None = None
 ) -> tuple[nn.Module, ValueNetwork]:
@@ -345,7 +361,12 @@ def _build_models(
         if config["action"] == "discrete":
             policy: nn.Module = CategoricalMLPPolicy(config["obs_dim"], config["n_actions"], hidden)
         else:
-            policy = GaussianMLPPolicy(config["obs_dim"], config["act_dim"], hidden)
+            policy = GaussianMLPPolicy(
+                config["obs_dim"],
+                config["act_dim"],
+                hidden,
+                log_std=config.get("log_std", "parameter"),
+            )
         value_fn = ValueNetwork(config["obs_dim"], hidden)
     policy.to_empty(device="cpu")
     value_fn.to_empty(device="cpu")
@@ -354,10 +375,19 @@ def _build_models(
             p.zero_()
         if gen is not None:
             head = policy.net if config["action"] == "discrete" else policy.mean
-            _init_mlp(head, 0.01, gen)
-            _init_mlp(value_fn.net, 1.0, gen)
+            nets = [(head, 0.01), (value_fn.net, 1.0)]
+            if getattr(policy, "log_std_kind", "parameter") == "network":
+                nets.append((policy.log_std_net, 0.01))
+            for net, gain in nets:
+                if config.get("ortho_init", True):
+                    _init_mlp(net, gain, gen)
+                else:
+                    _default_init_mlp(net, gen)
         if config["action"] != "discrete":
-            policy.log_std.fill_(float(config["log_std_init"]))
+            if policy.log_std_kind == "parameter":
+                policy.log_std.fill_(float(config["log_std_init"]))
+            else:
+                policy.log_std_net[-1].bias.fill_(float(config["log_std_init"]))
     return policy, value_fn
 
 
@@ -485,7 +515,9 @@ class _PPOUpdater(_Updater):
         self.cfg, self.policy, self.value_fn, self.gen = cfg, policy, value_fn, gen
         self.objective = ALGOS[algo]
         params = list(policy.parameters()) + list(value_fn.parameters())
-        self.optimizers = {"policy": torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, foreach=True)}
+        self.optimizers = {
+            "policy": torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, foreach=True)
+        }
         self.beta: float | AdaptiveKL = (
             AdaptiveKL(cfg.beta, cfg.d_targ) if self.objective == "adaptive-kl" else cfg.beta
         )
@@ -583,10 +615,11 @@ def _non_finite(stats: dict[str, Any], models: tuple[nn.Module, ...]) -> list[st
 
 
 def _snapshot(policy, value_fn, updater) -> tuple:
+    """Copies (cloned tensors) of the models' and the updater's state, for :func:`_restore`."""
     return (
-        copy.deepcopy(policy.state_dict()),
-        copy.deepcopy(value_fn.state_dict()),
-        copy.deepcopy(updater.state()),
+        clone_state(policy.state_dict()),
+        clone_state(value_fn.state_dict()),
+        clone_state(updater.state()),
     )
 
 
@@ -782,6 +815,7 @@ def _run(
         generator=gens["sample"],
         obs_rms=obs_rms,
         bootstrap_truncated=cfg.bootstrap_truncated,
+        clip_actions=cfg.clip_actions,
     )
     per_iter = cfg.batch_steps
     n_iters = math.ceil(config["total_steps"] / per_iter)
@@ -1099,6 +1133,8 @@ def parse_value(key: str, text: str, type_name: str) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError
+        if base == "str":
+            return t
         if base == "int":
             return int(t)
         if base == "float":

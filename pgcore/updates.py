@@ -94,6 +94,30 @@ def _check_batch(batch: Batch) -> None:
 
 
 # -- shared pieces --------------------------------------------------------------------------
+def clone_state(state):
+    """A copy of a (nested) state dict in which every tensor is cloned and every dict, list and
+    tuple rebuilt; other leaves (numbers, strings, None) are shared, being immutable.
+
+    It is what ``copy.deepcopy`` gives for the state dicts of modules and optimisers (whose
+    ``state_dict()`` returns references to the live tensors), at a fraction of the cost."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: clone_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [clone_state(v) for v in state]
+    if isinstance(state, tuple):
+        return tuple(clone_state(v) for v in state)
+    return state
+
+
+def all_finite(tensors) -> bool:
+    """True when every entry of every tensor in ``tensors`` is finite: one check on the
+    concatenated entries instead of one per tensor."""
+    tensors = [t.detach().reshape(-1) for t in tensors]
+    return bool(torch.isfinite(torch.cat(tensors)).all()) if tensors else True
+
+
 def _snapshot(policy: nn.Module, batch: Batch) -> tuple[nn.Module, Distribution]:
     """A frozen copy of π_old and its distribution on the batch's observations."""
     old = copy.deepcopy(policy)
@@ -614,7 +638,7 @@ def ppo_update(
     for group in optimizer.param_groups:
         watched.update({id(p): p for p in group["params"]})
     saved_params = [(p, p.detach().clone()) for p in watched.values()]
-    saved_optimizer = None if own_optimizer else copy.deepcopy(optimizer.state_dict())
+    saved_optimizer = None if own_optimizer else clone_state(optimizer.state_dict())
 
     def refuse(what: str) -> NonFiniteUpdateError:
         with torch.no_grad():
@@ -658,8 +682,9 @@ def ppo_update(
                 if target_kl is not None and last_mb_kl > 1.5 * target_kl:
                     stopped = True
                     break
-                if not torch.isfinite(loss):
-                    raise refuse(f"the loss became non-finite ({loss.item()}) in epoch {epoch + 1}")
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise refuse(f"the loss became non-finite ({loss_value}) in epoch {epoch + 1}")
                 if "value_loss" in stats:
                     value_losses.append(stats["value_loss"])
                 optimizer.zero_grad(set_to_none=True)
@@ -667,11 +692,13 @@ def ppo_update(
                 if max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(params, max_grad_norm)
                 optimizer.step()
-                if not all(bool(torch.isfinite(p).all()) for p in params):
-                    raise refuse(f"a parameter became non-finite in epoch {epoch + 1}")
             if stopped:
                 break
             epochs_run += 1
+        # A gradient step leaves a non-finite parameter non-finite (inf − x is inf or NaN), so
+        # one check at the end refuses the same updates as a check after every step would.
+        if not all_finite(params):
+            raise refuse(f"a parameter became non-finite within the {epochs_run} epoch(s) run")
         out = update_diagnostics(policy, batch, old_dist)
         if not math.isfinite(out["kl"]):
             raise refuse(

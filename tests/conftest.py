@@ -174,6 +174,65 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+#: What a static host (GitHub Pages, Netlify, nginx's gzip_types) compresses: text, not images
+#: or fonts (woff/woff2/png are compressed already).
+GZIP_TYPES = (
+    "text/",
+    "application/javascript",
+    "application/json",
+    "image/svg+xml",
+    "application/xml",
+)
+
+
+class GzipHandler(_QuietHandler):
+    """Serves files like a static host: gzip (level 6) for text types when the client accepts it.
+
+    Compressed bodies are cached per path, so repeated page loads cost no CPU."""
+
+    _cache: dict[tuple[str, float], bytes] = {}
+    _lock = threading.Lock()
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        ctype = self.guess_type(path)
+        wants_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        if (
+            not wants_gzip
+            or os.path.isdir(path)
+            or not os.path.isfile(path)
+            or not ctype.startswith(GZIP_TYPES)
+        ):
+            return super().send_head()
+        import gzip
+        import io
+
+        key = (path, os.path.getmtime(path))
+        with self._lock:
+            body = self._cache.get(key)
+        if body is None:
+            body = gzip.compress(Path(path).read_bytes(), compresslevel=6, mtime=0)
+            with self._lock:
+                self._cache[key] = body
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Vary", "Accept-Encoding")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
+def serve_directory(directory: Path, handler=_QuietHandler):
+    """Start a threaded HTTP server for ``directory`` on 127.0.0.1; returns (server, base URL)."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(directory))
+    )
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
 @pytest.fixture(scope="session")
 def book_dir() -> Path:
     """The built HTML book: $PGBOOK_HTML or _build/html. Fails (never skips) when missing."""
@@ -190,16 +249,23 @@ def book_dir() -> Path:
 @pytest.fixture(scope="session")
 def book_server(book_dir: Path):
     """Serve the built book on 127.0.0.1 (a free port); yields the base URL, ending in '/'."""
-    handler = functools.partial(_QuietHandler, directory=str(book_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, base = serve_directory(book_dir)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield base
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def gzip_server(book_dir: Path):
+    """The built book served as a static host serves it (gzip for text types); the base URL."""
+    server, base = serve_directory(book_dir, GzipHandler)
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -219,3 +285,18 @@ def browser():
             yield browser
         finally:
             browser.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After the browser tests: the per-page measurements (weight, maths timing, figure text)."""
+    import sys
+
+    module = sys.modules.get("tests.test_book_html")
+    metrics = getattr(module, "READING_METRICS", None)
+    if not metrics:
+        return
+    terminalreporter.section("reading on every device: measurements")
+    for doc, values in metrics.items():
+        terminalreporter.write_line(
+            f"{doc}: " + ", ".join(f"{k} = {v}" for k, v in sorted(values.items()))
+        )

@@ -193,3 +193,24 @@ def test_metadata_json_is_valid():
     for env_id in TASKS:
         meta = json.loads((DATA / f"{env_id}.json").read_text())
         assert meta["script"] == "book/scripts/trpo_runs.py"
+
+
+def test_chapter_figures_are_drawn_from_data():
+    """Every figure of the chapter is a numbered, captioned pgcore figure (tables + Vega-Lite
+    panels, shown with .display()), none is a matplotlib image, and the line-search figure has
+    its live cell for a kernel."""
+    text = CHAPTER.read_text()
+    assert "matplotlib" not in text and "plt." not in text
+    figures = re.findall(r"```\{glue:figure\} (\S+)\n:name: (\S+)\n\n(.+?)\n```", text, re.S)
+    assert len(figures) == 5
+    for name, label, caption in figures:
+        assert re.search(rf'glue\("{name}", \w+\.display\(\), display=False\)', text), name
+        assert label.startswith("ch4-fig-") and len(caption.split()) >= 15, label
+    live = re.search(
+        r"```\{code-cell\} ipython3\n:tags: \[([^\]]*)\]\n\nline_search\.live\(\)", text
+    )
+    assert live and set(live.group(1).split(", ")) == {
+        "remove-output",
+        "skip-execution",
+        "nbval-ignore-output",
+    }

@@ -14,10 +14,12 @@
    ``pgbook_colab_branch`` set, the button links ``book/<chapter>.ipynb`` on that branch
    instead; the GitHub workflow publishes the executed notebooks there from main.
 
-3. Downloadable notebooks. Every executed ``.ipynb`` the build offers for download (and that
-   the workflow publishes for Colab) starts with a setup cell that, on Colab only, clones the
-   repository (the chapters read stored runs from ``book/data``), installs ``pgcore`` from it
-   and moves into ``book/``. Elsewhere the cell does nothing.
+3. Portable notebooks. Every executed ``.ipynb`` the build offers for download (and that
+   the workflow publishes for Colab) is rewritten by ``pgbook_portable`` (next to this file):
+   MyST resolved into plain Markdown from Sphinx's own numbers and titles (glued values,
+   "Theorem 3.1" links, citations, quoted admonitions and proofs), outputs kept, and a first
+   cell that, on Colab only, clones the repository and installs pgcore from it (not editable)
+   with what the notebook imports that Colab lacks.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-
-SETUP_TAG = "pgbook-colab-setup"
 
 
 def _dedupe_scripts(
@@ -71,37 +71,17 @@ def _colab_to_notebook_branch(app, pagename, templatename, context, doctree) -> 
             button["url"] = new
 
 
-def _setup_cell_source(repo_url: str) -> str:
-    return (
-        "# Setup on Colab: fetch the book's repository (the chapters read stored runs from\n"
-        "# book/data), install pgcore from it, and work in book/. Elsewhere this does nothing.\n"
-        "import sys\n"
-        'if "google.colab" in sys.modules:\n'
-        f"    !git clone -q --depth 1 {repo_url} /content/apg\n"
-        "    %pip install -q /content/apg\n"
-        "    %cd /content/apg/book\n"
-    )
-
-
-def _add_setup_cell_to_notebooks(app, exception) -> None:
+def _write_portable_notebooks(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    repo_url = app.config.html_theme_options.get("repository_url", "")
-    if not repo_url:
+    if not app.config.html_theme_options.get("repository_url", ""):
         return
-    import nbformat
+    import sys
 
-    for path in Path(app.outdir, "_sources").rglob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        if nb.cells and SETUP_TAG in nb.cells[0].get("metadata", {}).get("tags", []):
-            continue
-        cell = nbformat.v4.new_code_cell(
-            _setup_cell_source(repo_url), metadata={"tags": [SETUP_TAG]}
-        )
-        if (nb.nbformat, nb.nbformat_minor) < (4, 5):
-            cell.pop("id", None)  # cell ids exist from nbformat 4.5 on
-        nb.cells.insert(0, cell)
-        nbformat.write(nb, path)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from pgbook_portable import write_portable_notebooks
+
+    write_portable_notebooks(app)
 
 
 def setup(app) -> dict[str, Any]:
@@ -109,5 +89,5 @@ def setup(app) -> dict[str, Any]:
     # late priority: after the extensions that add per-page scripts and header buttons
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _colab_to_notebook_branch, priority=900)
-    app.connect("build-finished", _add_setup_cell_to_notebooks)
-    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.2"}
+    app.connect("build-finished", _write_portable_notebooks)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.3"}

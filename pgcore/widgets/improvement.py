@@ -1,48 +1,62 @@
-"""Chapter 1's explorable: how far can a policy move before the improvement bound gives up?
+"""Chapter 1's figure: how far can a policy move before the improvement bound gives up?
 
 The step is the conservative-policy-iteration mixture π_α = (1−α)·π + α·π⁺ between the current
-policy π and its greedy policy π⁺ (Kakade & Langford 2002) on a small random MDP. For each α
-the figure shows, as improvements over J(π):
+policy π and its greedy policy π⁺ (Kakade & Langford 2002) on a small random MDP. For each α the
+figure shows, as improvements over J(π):
 
 * the true improvement            J(π_α) − J(π),
 * the surrogate improvement       Ā(π_α)/(1−γ)  (states from π, actions from π_α),
-* TRPO's lower bound              Ā(π_α)/(1−γ) − C·D_KL^max(π‖π_α), C = 4 A_max γ/(1−γ)²
+* TRPO's lower bound              Ā(π_α)/(1−γ) − C·D̄_KL^max(π‖π_α), C = 4 A_max γ/(1−γ)²
   (Schulman et al. 2015, Theorem 1; A_max = max_{s,a} |A^π(s, a)|, the paper's ε),
 
 and shades the α where the lower bound is positive: there the bound *guarantees* that the step
-improves J. A second slider sets the discount γ, which controls how conservative C is.
+improves J. A second panel shows, for every discount γ, the largest certified step α*(γ).
+
+Everything is exact (linear solves on the tabular MDP), vectorised over α, and cached per γ, so
+the live figure recomputes for any (α, γ) in a few milliseconds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
-import matplotlib.pyplot as plt
+import altair as alt
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
 
-from .. import bounds
 from ..policies import TabularSoftmaxPolicy
 from ..tabular import TabularMDP, random_mdp
-from . import Explorable, Slider, pick_nearest
+from . import Explorable, Slider, linear_grid, log_grid, one_thread, pick_nearest, style
 
 __all__ = [
     "ImprovementCurves",
     "default_problem",
     "improvement_curves",
-    "precompute_improvement",
-    "draw_improvement",
+    "curves_for",
+    "improvement_tables",
     "improvement_explorable",
     "ALPHAS",
     "GAMMAS",
+    "ALPHA_DEFAULT",
+    "GAMMA_DEFAULT",
+    "SERIES",
 ]
 
-#: The slider's mixture weights (log-spaced: the certified region is small when γ is large).
-ALPHAS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-#: The slider's discounts.
-GAMMAS = (0.5, 0.7, 0.9)
+#: The α slider: 25 values evenly spaced in log α from 10⁻⁴ to 1 (the certified region is
+#: small when γ is large, so the small steps need room).
+ALPHAS = log_grid(1e-4, 1.0, 25)
+#: The γ slider: 25 values evenly spaced from 0.5 to 0.95.
+GAMMAS = linear_grid(0.5, 0.95, 25)
+ALPHA_DEFAULT = pick_nearest(ALPHAS, 0.01)
+GAMMA_DEFAULT = pick_nearest(GAMMAS, 0.725)
+#: The dense α grid the curves are drawn on (the slider's values included).
+DENSE_ALPHAS = log_grid(1e-4, 1.0, 121)
+#: The curves' names, as the legend and the tooltips show them.
+SERIES = ("true gain J(π_α) − J(π)", "surrogate Ā(π_α)/(1−γ)", "lower bound (TRPO)")
+#: The improvement axis is symmetric-log from −Y_FLOOR up to Y_CEIL.
+Y_FLOOR, Y_CEIL, Y_LINEAR = 1000.0, 10.0, 1e-3
 
 
 @dataclass
@@ -56,6 +70,7 @@ class ImprovementCurves:
     C: float
     eps_adv: float
     gamma: float
+    alpha_star: float = float("nan")
 
     @property
     def certified(self) -> np.ndarray:
@@ -64,13 +79,12 @@ class ImprovementCurves:
 
     @property
     def alpha_certified_max(self) -> float:
-        """The largest α on the grid whose lower bound is positive (0 if there is none)."""
-        ok = self.alphas[self.certified]
-        return float(ok.max()) if ok.size else 0.0
+        """The largest α whose lower bound is positive: the exact root α* of the bound."""
+        return self.alpha_star
 
     @property
     def alpha_mm(self) -> float:
-        """The α that maximises the lower bound: the minorise-maximise step."""
+        """The α on the grid that maximises the lower bound: the minorise-maximise step."""
         finite = np.where(np.isfinite(self.lower_bound), self.lower_bound, -np.inf)
         return float(self.alphas[int(np.argmax(finite))])
 
@@ -89,108 +103,309 @@ def default_problem(gamma: float = 0.9, *, n_states: int = 5, n_actions: int = 3
     return mdp, pi, greedy
 
 
+def _kl_max(pi: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """max_s KL(π(·|s) ‖ π_α(·|s)) for a batch of mixtures [N, S, A] (inf where π_α = 0 < π)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(pi > 0, pi * (np.log(pi) - np.log(mix)), 0.0)
+    return terms.sum(-1).max(-1)
+
+
+class MixturePath:
+    """The mixture path π_α = (1−α)π + απ⁺ of one problem, evaluated exactly and fast (numpy).
+
+    Everything that does not depend on α (A^π, d^π, J(π), C, the surrogate's slope) is computed
+    once; :meth:`evaluate` is then one batched linear solve over the α it is given.
+    """
+
+    def __init__(self, mdp: TabularMDP, pi_old, pi_target) -> None:
+        self.pi = mdp.check_policy(pi_old).detach().numpy()
+        self.target = mdp.check_policy(pi_target).detach().numpy()
+        self.P, self.R, self.mu0 = mdp.P.numpy(), mdp.R.numpy(), mdp.mu0.numpy()
+        self.gamma = g = mdp.gamma
+        self.S = mdp.n_states
+        pi_t = torch.as_tensor(self.pi)
+        adv = mdp.advantages(pi_t).numpy()
+        d = mdp.occupancy(pi_t).numpy()
+        self.J0 = mdp.performance(pi_t).item()
+        self.eps_adv = float(np.abs(adv).max())
+        self.C = 4.0 * self.eps_adv * g / (1.0 - g) ** 2
+        # Ā(π_α)/(1−γ) = α · slope: the surrogate is linear in α
+        self.slope = float(d @ ((self.target - self.pi) * adv).sum(-1)) / (1.0 - g)
+        self.alpha_star = self._root()
+
+    def mix(self, alphas: np.ndarray) -> np.ndarray:
+        a = np.asarray(alphas, dtype=float)[:, None, None]
+        return (1.0 - a) * self.pi + a * self.target
+
+    def bound(self, alphas) -> np.ndarray:
+        """The lower bound (as a gain over J(π)) at each α."""
+        a = np.asarray(alphas, dtype=float)
+        return a * self.slope - self.C * _kl_max(self.pi, self.mix(a))
+
+    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(true gain, surrogate gain, lower bound) at each α."""
+        a = np.asarray(alphas, dtype=float)
+        mix = self.mix(a)
+        P_pi = np.einsum("nsa,sat->nst", mix, self.P)
+        r_pi = (mix * self.R).sum(-1)
+        V = np.linalg.solve(np.eye(self.S) - self.gamma * P_pi, r_pi[..., None])[..., 0]
+        surr = a * self.slope
+        return V @ self.mu0 - self.J0, surr, surr - self.C * _kl_max(self.pi, mix)
+
+    def _root(self) -> float:
+        """α*: the bound is concave in α (linear minus a convex max of KLs) and 0 at α = 0, so
+        its positive set is an interval (0, α*). Bracket α* by halving from 1, then bisect."""
+        if self.bound([1.0])[0] > 0:
+            return 1.0
+        halvings = 2.0 ** -np.arange(41)
+        ok = np.nonzero(self.bound(halvings) > 0)[0]
+        if ok.size == 0:
+            return 0.0
+        lo = float(halvings[ok[0]])
+        hi = 2.0 * lo
+        for _ in range(6):  # 6 rounds of 16 points: the bracket shrinks by 17⁶
+            grid = np.linspace(lo, hi, 18)[1:-1]
+            pos = self.bound(grid) > 0
+            k = int(np.nonzero(pos)[0].max()) + 1 if pos.any() else 0
+            lo, hi = (float(grid[k - 1]) if k else lo), (float(grid[k]) if k < len(grid) else hi)
+        return lo
+
+
 def improvement_curves(mdp: TabularMDP, pi_old, pi_target, alphas) -> ImprovementCurves:
-    """Evaluate the three curves at every mixture weight in ``alphas`` (exactly)."""
+    """The three curves at every mixture weight in ``alphas``, exactly, and the root α* of the bound."""
+    path = MixturePath(mdp, pi_old, pi_target)
     alphas = np.asarray(alphas, dtype=float)
-    pi_old = mdp.check_policy(pi_old).detach()
-    pi_target = mdp.check_policy(pi_target).detach()
-    J0 = mdp.performance(pi_old).item()
-    C = bounds.trpo_penalty_coefficient(mdp, pi_old).item()
-    eps_adv = mdp.advantages(pi_old).abs().max().item()
-    true, surr, low = [], [], []
-    with torch.no_grad():
-        for a in alphas:
-            pa = bounds.mixture(pi_old, pi_target, float(a))
-            true.append(mdp.performance(pa).item() - J0)
-            s = bounds.surrogate_advantage(mdp, pa, pi_old).item() / (1.0 - mdp.gamma)
-            surr.append(s)
-            low.append(s - C * bounds.max_kl(pa, pi_old).item())
+    true, surr, low = path.evaluate(alphas)
     return ImprovementCurves(
-        alphas, np.array(true), np.array(surr), np.array(low), C, eps_adv, mdp.gamma
+        alphas, true, surr, low, path.C, path.eps_adv, path.gamma, path.alpha_star
     )
 
 
-def precompute_improvement(
-    gammas=GAMMAS, n_points: int = 121, **problem
-) -> dict[float, ImprovementCurves]:
-    """The curves for each γ on a dense log-spaced α grid from 10⁻³ to 1 (the slider values included)."""
-    dense = np.unique(np.concatenate([np.logspace(-3, 0, n_points), ALPHAS]))
-    out = {}
-    for gamma in gammas:
-        mdp, pi, greedy = default_problem(gamma, **problem)
-        out[float(gamma)] = improvement_curves(mdp, pi, greedy, dense)
-    return out
+@lru_cache(maxsize=128)
+def _path_cached(gamma: float, problem: tuple) -> MixturePath:
+    return MixturePath(*default_problem(gamma, **dict(problem)))
 
 
-def draw_improvement(
-    alpha: float, gamma: float, *, curves: dict[float, ImprovementCurves]
-) -> Figure:
-    """One frame: the three curves for ``gamma`` with the step α marked and the certified region shaded."""
-    c = curves[float(gamma)]
-    i = int(np.argmin(np.abs(c.alphas - alpha)))
-    fig, ax = plt.subplots(figsize=(7.4, 3.9))
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.9)
-    ok = c.certified
-    if ok.any():
-        ax.axvspan(
-            c.alphas[0],
-            c.alpha_certified_max,
-            color="tab:green",
-            alpha=0.12,
-            label="bound certifies improvement",
+@lru_cache(maxsize=128)
+def _curves_cached(gamma: float, problem: tuple) -> ImprovementCurves:
+    path = _path_cached(gamma, problem)
+    alphas = np.asarray(DENSE_ALPHAS)
+    true, surr, low = path.evaluate(alphas)
+    return ImprovementCurves(
+        alphas, true, surr, low, path.C, path.eps_adv, path.gamma, path.alpha_star
+    )
+
+
+def curves_for(gamma: float, **problem) -> ImprovementCurves:
+    """The curves on the dense α grid for discount ``gamma`` (cached; any γ in [0, 1))."""
+    return _curves_cached(float(gamma), tuple(sorted(problem.items())))
+
+
+def _point(alpha: float, gamma: float, problem: dict) -> tuple:
+    """(true, surrogate, lower bound) exactly at ``alpha`` (on or off the dense grid)."""
+    path = _path_cached(float(gamma), tuple(sorted(problem.items())))
+    true, surr, low = path.evaluate([alpha])
+    return float(true[0]), float(surr[0]), float(low[0])
+
+
+def improvement_tables(alpha: float, gamma: float, *, gamma_curve: dict, problem: dict) -> dict:
+    """The figure's tables at (α, γ): the curves for γ, the certified region, the points at α,
+    and α*(γ) over γ with the point at γ."""
+    c = curves_for(gamma, **problem)
+    true, surr, low = _point(alpha, gamma, problem)
+    n = len(c.alphas)
+    lo_fin = np.where(np.isfinite(c.lower_bound), c.lower_bound, np.nan)
+    return {
+        "curves": {
+            "alpha": np.concatenate([c.alphas] * 3),
+            "gain": np.concatenate([c.true_gain, c.surrogate_gain, lo_fin]),
+            "series": np.repeat(np.array(SERIES), n),
+        },
+        "certified": {
+            "lo": [float(c.alphas[0])],
+            "hi": [max(float(c.alphas[0]), c.alpha_star)],
+        },
+        "marker": {
+            "alpha": [float(alpha)] * 3,
+            "gain": [true, surr, low if math.isfinite(low) else float("nan")],
+            "series": list(SERIES),
+        },
+        "gamma_curve": gamma_curve,
+        "gamma_marker": {"gamma": [float(gamma)], "alpha_star": [c.alpha_star], "C": [c.C]},
+    }
+
+
+def _nice_log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks from the decade below ``lo`` to the decade above ``hi``."""
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
+    first = max(t for t in ticks if t <= lo)
+    last = min(t for t in ticks if t >= hi)
+    return [float(f"{t:.3g}") for t in ticks if first <= t <= last]
+
+
+def _panels(star_ticks: list[float]):
+    x = alt.X(
+        "alpha:Q",
+        title="step α (log scale)",
+        scale=alt.Scale(type="log", domain=[ALPHAS[0], ALPHAS[-1]]),
+        axis=alt.Axis(values=[1e-4, 1e-3, 1e-2, 1e-1, 1], format="~g"),
+    )
+    y_scale = alt.Scale(type="symlog", constant=Y_LINEAR, domain=[-Y_FLOOR, Y_CEIL], nice=False)
+    y_axis = alt.Axis(values=[-1000, -10, -0.1, 0, 0.1, 10], format="~r")
+    colours = alt.Scale(
+        domain=list(SERIES), range=[style.PALETTE.blue, style.PALETTE.orange, style.PALETTE.red]
+    )
+    colour = alt.Color(
+        "series:N",
+        title=None,
+        scale=colours,
+        legend=alt.Legend(
+            orient="bottom", direction="vertical", symbolType="stroke", symbolSize=300
+        ),
+    )
+    dash = alt.StrokeDash(
+        "series:N",
+        title=None,
+        scale=alt.Scale(domain=list(SERIES), range=[[1, 0], [7, 4], [2, 3]]),
+        legend=alt.Legend(
+            orient="bottom", direction="vertical", symbolType="stroke", symbolSize=300
+        ),
+    )
+    tips = [
+        alt.Tooltip("series:N", title="curve"),
+        alt.Tooltip("alpha:Q", title="α", format=".3g"),
+        alt.Tooltip("gain:Q", title="gain", format=".3g"),
+    ]
+    shade = (
+        alt.Chart(alt.Data(name="certified"))
+        .mark_rect(color=style.SHADE, opacity=0.2)
+        .encode(
+            x="lo:Q",
+            x2="hi:Q",
+            tooltip=[alt.Tooltip("hi:Q", title="certified up to α", format=".3g")],
         )
-    lb = np.where(np.isfinite(c.lower_bound), c.lower_bound, np.nan)
-    ax.plot(c.alphas, c.true_gain, color="k", lw=2, label=r"true $J(\pi_\alpha)-J(\pi)$")
-    ax.plot(
-        c.alphas,
-        c.surrogate_gain,
-        color="tab:blue",
-        ls="--",
-        lw=1.6,
-        label=r"surrogate $\bar A(\pi_\alpha)/(1-\gamma)$",
     )
-    ax.plot(
-        c.alphas,
-        lb,
-        color="tab:red",
-        lw=1.6,
-        label=r"lower bound $\bar A/(1-\gamma) - C\,D_{\mathrm{KL}}^{\max}$",
+    lines = (
+        alt.Chart(alt.Data(name="curves"))
+        .mark_line(clip=True, strokeWidth=2.5)
+        .encode(
+            x=x,
+            y=alt.Y("gain:Q", title="improvement over J(π) (symlog)", scale=y_scale, axis=y_axis),
+            color=colour,
+            strokeDash=dash,
+        )
     )
-    ax.axhline(0.0, color="0.4", lw=0.8)
-    ax.axvline(c.alphas[i], color="0.3", ls=":", lw=1.2)
-    for y, col in ((c.true_gain[i], "k"), (c.surrogate_gain[i], "tab:blue"), (lb[i], "tab:red")):
-        if np.isfinite(y):
-            ax.plot([c.alphas[i]], [y], "o", color=col, ms=5)
-    ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    top = max(np.nanmax(c.surrogate_gain), np.nanmax(c.true_gain))
-    ax.set_ylim(-100.0, 3.0 * top)
-    ax.set_xlim(c.alphas[0], c.alphas[-1])
-    ax.set_xlabel("mixture weight α in π_α = (1−α)π + απ⁺  (log scale)")
-    ax.set_ylabel("improvement over J(π)  (symlog)")
-    verdict = "certified safe" if ok[i] else "not certified"
-    # Plain-text title and tick labels: mathtext that changes every frame is slow to typeset.
-    ax.set_title(
-        f"γ = {c.gamma:g}, C = {c.C:.3g};  at α = {c.alphas[i]:.3g}: true gain {c.true_gain[i]:+.3g}, "
-        f"bound {lb[i]:+.3g} ({verdict})",
-        fontsize=10,
+    hover = (
+        alt.Chart(alt.Data(name="curves"))
+        .mark_point(clip=True, opacity=0, size=80, filled=True)
+        .encode(x="alpha:Q", y="gain:Q", tooltip=tips)
     )
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.minorticks_off()
-    ax.legend(loc="lower left", fontsize=8)
-    return fig
+    zero = (
+        alt.Chart(alt.Data(name="certified"))
+        .mark_rule(color=style.NEUTRAL, strokeWidth=1)
+        .encode(y=alt.datum(0))
+    )
+    rule = (
+        alt.Chart(alt.Data(name="marker"))
+        .mark_rule(color=style.NEUTRAL, strokeDash=[3, 3], strokeWidth=1.5)
+        .encode(x="alpha:Q")
+    )
+    points = (
+        alt.Chart(alt.Data(name="marker"))
+        .mark_point(size=90, filled=True, opacity=1, clip=True)
+        .encode(x="alpha:Q", y="gain:Q", color=alt.Color("series:N", scale=colours), tooltip=tips)
+    )
+    gain_panel = alt.layer(shade, zero, lines, rule, hover, points).properties(
+        height=style.PANEL_HEIGHT, title="Gain along the step π_α"
+    )
+
+    gx = alt.X("gamma:Q", title="discount γ", scale=alt.Scale(domain=[GAMMAS[0], GAMMAS[-1]]))
+    gy = alt.Y(
+        "alpha_star:Q",
+        title="largest certified α (log scale)",
+        scale=alt.Scale(type="log", domain=[star_ticks[0], star_ticks[-1]]),
+        axis=alt.Axis(values=star_ticks, format="~r"),
+    )
+    gtips = [
+        alt.Tooltip("gamma:Q", title="γ", format=".3g"),
+        alt.Tooltip("alpha_star:Q", title="certified up to α", format=".3g"),
+        alt.Tooltip("C:Q", title="C", format=".3g"),
+    ]
+    gline = (
+        alt.Chart(alt.Data(name="gamma_curve"))
+        .mark_line(color=style.PALETTE.green, strokeWidth=2.5)
+        .encode(x=gx, y=gy)
+    )
+    ghover = (
+        alt.Chart(alt.Data(name="gamma_curve"))
+        .mark_point(opacity=0, size=80, filled=True)
+        .encode(x="gamma:Q", y="alpha_star:Q", tooltip=gtips)
+    )
+    gpoint = (
+        alt.Chart(alt.Data(name="gamma_marker"))
+        .mark_point(size=90, filled=True, opacity=1, color=style.PALETTE.green)
+        .encode(x="gamma:Q", y="alpha_star:Q", tooltip=gtips)
+    )
+    gamma_panel = alt.layer(gline, ghover, gpoint).properties(
+        height=style.PANEL_HEIGHT, title="How far the bound lets you step"
+    )
+    return [gain_panel, gamma_panel]
+
+
+def _readout(values: dict, tables: dict) -> str:
+    a, g = values["alpha"], values["gamma"]
+    true, surr, low = tables["marker"]["gain"]
+    star = tables["gamma_marker"]["alpha_star"][0]
+    verdict = "certified" if low > 0 else "not certified"
+    low_text = f"{low:+.3g}" if math.isfinite(low) else "−∞"
+    return (
+        f"At α = {a:.3g}, γ = {g:.3g}: true gain {true:+.3g}, surrogate {surr:+.3g}, "
+        f"lower bound {low_text} ({verdict}). At this γ the bound certifies steps up to "
+        f"α = {star:.3g}."
+    ).replace("-", "−")
 
 
 def improvement_explorable(gammas=GAMMAS, alphas=ALPHAS, **problem) -> Explorable:
-    """The chapter-1 widget: sliders for α and γ over precomputed curves (kernel-free or live)."""
-    curves = precompute_improvement(gammas, **problem)
+    """The chapter-1 figure: sliders for α (log) and γ (linear) over exact curves."""
+    fine = np.linspace(min(gammas), max(gammas), 91)
+    with one_thread():
+        stars = [curves_for(float(gm), **problem) for gm in fine]
+    gamma_curve = {
+        "gamma": fine,
+        "alpha_star": np.array([c.alpha_star for c in stars]),
+        "C": np.array([c.C for c in stars]),
+    }
+
+    def compute(alpha, gamma):
+        return improvement_tables(alpha, gamma, gamma_curve=gamma_curve, problem=problem)
+
     return Explorable(
-        draw=draw_improvement,
-        sliders=[
-            Slider("alpha", "step α", list(alphas), default=pick_nearest(alphas, 0.01)),
-            Slider("gamma", "discount γ", list(gammas), default=pick_nearest(gammas, 0.7)),
+        compute,
+        _panels(
+            _nice_log_ticks(
+                float(gamma_curve["alpha_star"].min()), float(gamma_curve["alpha_star"].max())
+            )
+        ),
+        [
+            Slider(
+                "alpha", "step α", alphas, default=pick_nearest(alphas, ALPHA_DEFAULT), scale="log"
+            ),
+            Slider(
+                "gamma",
+                "discount γ",
+                gammas,
+                default=pick_nearest(gammas, GAMMA_DEFAULT),
+                fmt="{:.4g}",
+                scale="linear",
+            ),
         ],
-        title="Improvement bound: true J, surrogate and TRPO's lower bound along a policy-iteration step",
-        fixed={"curves": curves},
+        title="How far is safe? The true gain, the surrogate and TRPO's lower bound along a "
+        "conservative policy-iteration step",
+        alt=(
+            "Left: the true improvement J(π_α) − J(π), the surrogate and TRPO's lower bound "
+            "against the step α on a log scale, with the range of α where the bound is positive "
+            "shaded. Right: the largest certified α against the discount γ, falling as γ grows."
+        ),
+        readout=_readout,
     )

@@ -1,24 +1,35 @@
-"""Chapter 5 (PPO) explorables: the clip ε and the KL penalty (β, d_targ), on the exact world.
+"""Chapter 6 (PPO) figures: the clip ε and the KL penalty (β, d_targ), on the exact world.
 
-Both widgets move a tabular softmax policy on a small random MDP with pgcore's own
-:func:`~pgcore.updates.ppo_update` on the exact batch (:func:`~pgcore.batch.exact_batch`),
-so every number is free of sampling noise:
+Both interactive figures move a tabular softmax policy on a small random MDP with full-batch
+Adam on the exact batch (every state-action pair, weighted by d^π(s)·π(a|s), with its exact
+advantage), so every number is free of sampling noise:
 
-* :func:`clip_explorable` (sliders ε and K): one L^CLIP term against r for A > 0 and A < 0,
-  the ratios r(s, a) after K epochs of PPO-clip, and the true mean KL(π_old‖π) after each
-  epoch. Clipping zeroes the gradient of a clipped term, but it does not stop the ratios
-  (or the KL) from moving on.
+* :func:`clip_explorable` (sliders ε and K, with a player over K): one L^CLIP term against r
+  for A > 0 and A < 0 with the exact world's pairs placed at their ratios after K epochs, the
+  largest and smallest ratio after each epoch, and the true mean KL(π_old‖π) after each epoch.
+  Clipping zeroes the gradient of a clipped term, but it does not stop the ratios (or the KL)
+  from moving on.
 * :func:`beta_explorable` (sliders d_targ and fixed β): PPO with the adaptive KL penalty
-  against a fixed penalty, iteration by iteration: β, the KL of each update and J(π).
+  against a fixed penalty, iteration by iteration: the β each update used, its KL and J(π).
 
-The runs are cached (:func:`clip_run`, :func:`kl_penalty_run`), so a redraw only plots.
+Two implementations of the same update live here. :func:`clip_run` and :func:`kl_penalty_run`
+call pgcore's own :func:`~pgcore.updates.ppo_update` (PyTorch); the chapter's tables and the
+tests use them. The figures must recompute in well under 0.1 s for any slider value, which
+PyTorch's per-call overhead does not allow, so they use :func:`fast_clip_run` and
+:func:`fast_kl_penalty_run`: the same full-batch Adam on the same loss, transcribed in NumPy
+with the softmax gradient written out. ``tests/test_widgets_ppo.py`` checks that the two agree
+to 1e-9 on ratios, KL, J and β.
+
+The static figures of the chapter (the clipped objective, the CartPole epochs experiment, the
+ablation and the Table 1 replication) are built by the ``*_figure`` functions from the
+chapter's own data.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-import matplotlib.pyplot as plt
+import altair as alt
 import numpy as np
 import torch
 
@@ -27,33 +38,59 @@ from pgcore.objectives import ratio
 from pgcore.policies import TabularSoftmaxPolicy
 from pgcore.tabular import TabularMDP, random_mdp
 from pgcore.updates import AdaptiveKL, ppo_update, update_diagnostics
-from pgcore.widgets import Explorable, Slider
+from pgcore.widgets import DataFigure, Explorable, Slider, linear_grid, log_grid, style
 
 __all__ = [
     "EXACT_WORLD",
+    "TABULAR_LR",
     "exact_problem",
     "clip_term",
     "clip_run",
     "kl_penalty_run",
+    "optimal_performance",
+    "fast_clip_run",
+    "fast_kl_penalty_run",
+    "clip_compute",
+    "beta_compute",
     "clip_explorable",
     "beta_explorable",
+    "lclip_figure",
+    "cartpole_kl_figure",
+    "ablation_figure",
+    "table1_figure",
     "CLIP_VALUES",
+    "CLIP_GRID",
     "EPOCH_VALUES",
-    "D_TARG_VALUES",
-    "BETA_VALUES",
+    "D_TARG_GRID",
+    "BETA_GRID",
+    "PENALTY_ITERS",
+    "PENALTY_EPOCHS",
 ]
 
-#: The exact world of chapter 5: a random MDP and the initial policy's logit scale and seed.
+#: The exact world of the chapter: a random MDP and the initial policy's logit scale and seed.
 EXACT_WORLD = {"n_states": 6, "n_actions": 3, "gamma": 0.9, "seed": 5, "logit_scale": 0.5}
-#: Adam's step size for the tabular logits in both widgets.
+#: Adam's step size η for the tabular logits in both figures.
 TABULAR_LR = 0.05
 
+#: The clip ranges of the chapter's exact-MDP table.
 CLIP_VALUES = (0.1, 0.2, 0.3, 0.5)
-EPOCH_VALUES = (1, 3, 10, 30)
-D_TARG_VALUES = (0.003, 0.01, 0.03)
-BETA_VALUES = (0.3, 1.0, 3.0, 10.0)
+#: The clip figure's ε grid: 28 values 0.05, 0.0667, …, 0.5 (step 1/60; 0.1, 0.2, 0.3, 0.5 on it).
+CLIP_GRID = linear_grid(0.05, 0.5, 28)
+#: The clip figure's epochs K = 0 … 30 (the player steps through them).
+EPOCH_VALUES = tuple(range(31))
+#: The penalty figure's d_targ grid: 25 values, evenly spaced in log from 0.001 to 0.1.
+D_TARG_GRID = log_grid(0.001, 0.1, 25)
+#: The penalty figure's fixed-β grid: 25 values, evenly spaced in log from 0.1 to 100.
+BETA_GRID = log_grid(0.1, 100.0, 25)
+#: Iterations and epochs per iteration of the penalty runs.
+PENALTY_ITERS, PENALTY_EPOCHS = 20, 10
+
+_A_POS, _A_NEG = "A > 0", "A < 0"
+_FLAT, _SLOPED = "flat: gradient zero", "sloped: gradient A"
+_ADAPTIVE, _FIXED = "adaptive β (d_targ)", "fixed β"
 
 
+# -- the exact world, PyTorch (pgcore's ppo_update) ---------------------------------------------
 def exact_problem() -> tuple[TabularMDP, TabularSoftmaxPolicy]:
     """The chapter's exact world: (MDP, a fresh copy of the initial policy π_old)."""
     w = EXACT_WORLD
@@ -134,8 +171,8 @@ def clip_run(
 def kl_penalty_run(
     mode: str,
     value: float,
-    iters: int = 20,
-    epochs: int = 10,
+    iters: int = PENALTY_ITERS,
+    epochs: int = PENALTY_EPOCHS,
     lr: float = TABULAR_LR,
     beta0: float = 1.0,
 ) -> dict:
@@ -191,118 +228,1036 @@ def optimal_performance(mdp: TabularMDP, iters: int = 2000) -> float:
     return float(mdp.mu0 @ V)
 
 
-# -- drawing --------------------------------------------------------------------------------
-def _draw_clip_panel(ax, clip: float) -> None:
-    r = np.linspace(0.0, 2.0, 401)
-    ax.axvspan(1 - clip, 1 + clip, color="0.9", zorder=0, label="[1−ε, 1+ε]")
-    ax.plot(r, r, ls=":", color="0.5", lw=1)
-    ax.plot(r, -r, ls=":", color="0.5", lw=1, label="r·A (unclipped)")
-    ax.plot(r, clip_term(r, 1.0, clip), color="C0", lw=2, label="A = +1")
-    ax.plot(r, clip_term(r, -1.0, clip), color="C3", lw=2, label="A = −1")
-    ax.set_xlabel("ratio r = π(a|s) / π_old(a|s)")
-    ax.set_ylabel("min(r·A, clip(r, 1−ε, 1+ε)·A)")
-    ax.set_title(f"one term of $L^{{\\rm CLIP}}$, ε = {clip:g}")
-    ax.set_xlim(0, 2)
-    ax.legend(loc="lower left", fontsize=7)
+# -- the exact world, NumPy (the figures) ---------------------------------------------------------
+@lru_cache(maxsize=1)
+def _world() -> dict:
+    """The exact world as NumPy arrays (P, R, μ₀, γ, the initial logits) and J*."""
+    mdp, policy = exact_problem()
+    P, R, mu0, gamma = (
+        mdp.P.numpy().copy(),
+        mdp.R.numpy().copy(),
+        mdp.mu0.numpy().copy(),
+        float(mdp.gamma),
+    )
+    V = np.zeros(len(mu0))  # value iteration, as optimal_performance (in NumPy: no torch overhead)
+    for _ in range(2000):
+        V_new = (R + gamma * P @ V).max(-1)
+        done = np.abs(V_new - V).max() < 1e-12
+        V = V_new
+        if done:
+            break
+    return {
+        "P": P,
+        "R": R,
+        "mu0": mu0,
+        "gamma": gamma,
+        "logits": policy.logits.detach().numpy().copy(),
+        "J_star": float(mu0 @ V),
+    }
 
 
-def _draw_clip(clip: float, epochs: int) -> plt.Figure:
-    run = clip_run(clip)
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.3))
-    _draw_clip_panel(axes[0], clip)
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
 
-    ax = axes[1]
-    r, adv, w = run["ratios"][epochs], run["adv"], run["weights"]
-    size = 15 + 400 * w / w.max()
-    out = np.abs(r - 1) > clip
-    ax.axhspan(1 - clip, 1 + clip, color="0.9", zorder=0)
-    ax.scatter(adv[~out], r[~out], s=size[~out], color="C0", alpha=0.7, label="|r − 1| ≤ ε")
-    ax.scatter(adv[out], r[out], s=size[out], color="C1", alpha=0.8, label="|r − 1| > ε")
-    ax.axhline(1.0, color="0.4", lw=0.8)
-    ax.axvline(0.0, color="0.4", lw=0.8)
-    ax.set_ylim(0, max(2.0, 1.05 * float(run["max_ratio"].max())))
-    ax.set_xlabel("exact advantage A(s, a)")
-    ax.set_ylabel(f"ratio r(s, a) after K = {epochs} epochs")
-    ax.set_title(f"max r = {run['max_ratio'][epochs]:.2f}, min r = {run['min_ratio'][epochs]:.2f}")
-    ax.legend(loc="upper left", fontsize=7)
 
-    ax = axes[2]
+def _evaluate(pi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(A^π [S, A], d^π [S], J(π)) by exact linear solves, as pgcore.tabular does."""
+    w = _world()
+    P, R, g = w["P"], w["R"], w["gamma"]
+    S = P.shape[0]
+    P_pi = np.einsum("sa,sat->st", pi, P)
+    V = np.linalg.solve(np.eye(S) - g * P_pi, (pi * R).sum(-1))
+    Q = R + g * np.einsum("sat,t->sa", P, V)
+    d = np.linalg.solve(np.eye(S) - g * P_pi.T, (1.0 - g) * w["mu0"])
+    return Q - V[:, None], d, float(w["mu0"] @ V)
+
+
+def _normalized(adv: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """pgcore.normalize_advantages with weights w: (A − E_w A) / (Std_w A + 1e-8)."""
+    mean = (w * adv).sum() / w.sum()
+    std = np.sqrt((w * (adv - mean) ** 2).sum() / w.sum())
+    return (adv - mean) / (std + 1e-8)
+
+
+def _mean_kl(p_old: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
+    """Σ_s d(s) KL(π_old(·|s) ‖ π(·|s))."""
+    return float(d @ (p_old * (np.log(p_old) - np.log(p))).sum(-1))
+
+
+class _Adam:
+    """torch.optim.Adam's update (β₁ = 0.9, β₂ = 0.999, eps = 1e-5, as ppo_update builds it)."""
+
+    def __init__(self, lr: float, shape: tuple[int, ...]):
+        self.lr, self.t = lr, 0
+        self.m, self.v = np.zeros(shape), np.zeros(shape)
+
+    def ascend(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """One step that minimises −objective, given the objective's gradient ``grad``."""
+        self.t += 1
+        self.m = 0.9 * self.m - 0.1 * grad
+        self.v = 0.999 * self.v + 0.001 * grad * grad
+        denom = np.sqrt(self.v) / np.sqrt(1.0 - 0.999**self.t) + 1e-5
+        return theta - (self.lr / (1.0 - 0.9**self.t)) * self.m / denom
+
+
+def _softmax_grad(pi: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """∂/∂θ of Σ_{s,a} c(s,a)·log π_θ(a|s) held at fixed c: c − π·Σ_a c (per state)."""
+    return c - pi * c.sum(-1, keepdims=True)
+
+
+@lru_cache(maxsize=512)
+def fast_clip_run(
+    clip: float, max_epochs: int = max(EPOCH_VALUES), objective: str = "clip"
+) -> dict:
+    """:func:`clip_run` in NumPy: K = 0 … ``max_epochs`` full-batch Adam epochs on L^CLIP.
+
+    Returns ``ratios`` [K + 1, S, A], ``kl`` and ``clipfrac`` over k = 0 … max_epochs,
+    and the exact world's ``adv`` (A^{π_old}), ``norm_adv`` (normalised, as the loss uses it)
+    and ``weights`` d^{π_old}(s)·π_old(a|s). Each step's gradient is that of the weighted
+    mean of min(r·Â, clip(r, 1−ε, 1+ε)·Â) (torch.minimum splits a tie evenly, as here).
+    """
+    if objective not in ("clip", "none"):
+        raise ValueError(f"objective must be 'clip' or 'none', got {objective!r}")
+    clip = float(clip)
+    theta = _world()["logits"].copy()
+    p_old = _softmax(theta)
+    adv, d, _ = _evaluate(p_old)
+    w = d[:, None] * p_old
+    a_hat = _normalized(adv, w)
+    opt = _Adam(TABULAR_LR, theta.shape)
+    ratios, kls = [np.ones_like(p_old)], [0.0]
+    for _ in range(max_epochs):
+        pi = _softmax(theta)
+        r = pi / p_old
+        if objective == "clip":
+            unclipped, clipped = r * a_hat, np.clip(r, 1.0 - clip, 1.0 + clip) * a_hat
+            inside = (r >= 1.0 - clip) & (r <= 1.0 + clip)
+            g_clipped = np.where(inside, a_hat, 0.0)
+            dterm = np.where(
+                unclipped < clipped,
+                a_hat,
+                np.where(unclipped > clipped, g_clipped, 0.5 * (a_hat + g_clipped)),
+            )
+        else:
+            dterm = a_hat
+        grad = _softmax_grad(pi, w * dterm * r) / w.sum()
+        theta = opt.ascend(theta, grad)
+        pi = _softmax(theta)
+        ratios.append(pi / p_old)
+        kls.append(_mean_kl(p_old, pi, d))
+    ratios_arr = np.asarray(ratios)
+    outside = np.abs(ratios_arr - 1.0) > clip
+    return {
+        "ratios": ratios_arr,
+        "kl": np.asarray(kls),
+        "clipfrac": (outside * w).sum((1, 2)) / w.sum(),
+        "adv": adv,
+        "norm_adv": a_hat,
+        "weights": w,
+    }
+
+
+@lru_cache(maxsize=512)
+def fast_kl_penalty_run(
+    mode: str, value: float, iters: int = PENALTY_ITERS, epochs: int = PENALTY_EPOCHS
+) -> dict:
+    """:func:`kl_penalty_run` in NumPy (same return keys; β₀ = 1, η = TABULAR_LR).
+
+    Each iteration: the exact batch of the current policy, then ``epochs`` full-batch steps of
+    a fresh Adam on E[r·Â] − β·Σ_s d(s)·KL(π_old(·|s) ‖ π(·|s)); the adaptive rule then sees the
+    true mean KL of the update.
+    """
+    if mode not in ("adaptive", "fixed"):
+        raise ValueError(f"mode must be 'adaptive' or 'fixed', got {mode!r}")
+    value = float(value)
+    theta = _world()["logits"].copy()
+    rule = AdaptiveKL(1.0, value) if mode == "adaptive" else None
+    beta = 1.0 if rule is not None else value
+    betas, nexts, kls, Js = [], [], [], []
+    for _ in range(iters):
+        p_old = _softmax(theta)
+        adv, d, J = _evaluate(p_old)  # J(π_old): the J after the previous update
+        Js.append(J)
+        w = d[:, None] * p_old
+        a_hat = _normalized(adv, w)
+        opt = _Adam(TABULAR_LR, theta.shape)
+        betas.append(beta)
+        wa = w * a_hat / (p_old * w.sum())  # c(s, a) = wa·π: the surrogate's weight on log π
+        pen = beta * (d / w.sum())[:, None]
+        for _ in range(epochs):
+            z = np.exp(theta - theta.max(-1, keepdims=True))
+            pi = z / z.sum(-1, keepdims=True)
+            c = wa * pi
+            grad = c - pi * (c.sum(-1, keepdims=True) + pen) + pen * p_old
+            theta = opt.ascend(theta, grad)
+        pi = _softmax(theta)
+        kl = _mean_kl(p_old, pi, d)
+        if rule is not None:
+            beta = rule.update(kl)
+        nexts.append(beta)
+        kls.append(kl)
+    Js.append(_evaluate(_softmax(theta))[2])
+    return {
+        "beta": np.asarray(betas),
+        "beta_next": np.asarray(nexts),
+        "kl": np.asarray(kls),
+        "J": np.asarray(Js),
+        "J_star": _world()["J_star"],
+    }
+
+
+# -- figure (a): the clip ε and the epochs K --------------------------------------------------------
+_R_MAX = 2.6  # the ratio axis of the clip figure
+_K_DOMAIN = (-0.6, max(EPOCH_VALUES) + 0.6)  # the epoch axis, with room for the marker at K
+_EPS_COLOR = {_A_POS: style.PALETTE.blue, _A_NEG: style.PALETTE.red}
+
+
+@lru_cache(maxsize=512)
+def _term_curves(clip: float) -> dict:
+    """One L^CLIP term against r for A = +1 and A = −1 (kinks at 1 ± ε included)."""
+    r = np.unique(np.concatenate([np.linspace(0.0, _R_MAX, 53), [1.0 - clip, 1.0 + clip]]))
+    return {
+        "r": np.concatenate([r, r]),
+        "term": np.concatenate([clip_term(r, 1.0, clip), clip_term(r, -1.0, clip)]),
+        "case": np.array([_A_POS] * len(r) + [_A_NEG] * len(r)),
+    }
+
+
+@lru_cache(maxsize=1)
+def _unclipped_lines() -> dict:
+    r = np.array([0.0, _R_MAX])
+    return {
+        "r": np.concatenate([r, r]),
+        "value": np.concatenate([r, -r]),
+        "case": np.array([_A_POS, _A_POS, _A_NEG, _A_NEG]),
+    }
+
+
+@lru_cache(maxsize=1)
+def _no_clip_reference() -> dict:
+    run = fast_clip_run(0.2, objective="none")
     k = np.arange(len(run["kl"]))
-    for c in CLIP_VALUES:
-        other = clip_run(c)
-        ax.plot(
-            k,
-            other["kl"],
-            color="0.75" if c != clip else "C0",
-            lw=1 if c != clip else 2,
-            label=None if c != clip else f"ε = {clip:g}",
-        )
-    ax.plot([epochs], [run["kl"][epochs]], "o", color="C1", label=f"after K = {epochs}")
-    ax.set_yscale("symlog", linthresh=1e-4)
-    ax.set_xlabel("epoch k (full-batch Adam steps)")
-    ax.set_ylabel("true mean KL(π_old ‖ π_k)")
-    ax.set_title(f"KL after K epochs = {run['kl'][epochs]:.3g}  (grey: other ε)")
-    ax.legend(loc="upper left", fontsize=7)
-    fig.subplots_adjust(wspace=0.38, left=0.06, right=0.99, bottom=0.16, top=0.9)
-    return fig
+    flat = run["ratios"].reshape(len(k), -1)
+    return {
+        "k": k,
+        "kl": run["kl"],
+        "r_max": flat.max(1),  # leaves the top of the axis (the marks are clipped)
+        "r_min": flat.min(1),
+    }
 
 
-def clip_explorable() -> Explorable:
-    """Widget (a): the clip ε and the number of epochs K."""
-    return Explorable(
-        draw=_draw_clip,
-        sliders=[
-            Slider("clip", "clip ε", CLIP_VALUES, default=0.2, fmt="{:g}"),
-            Slider("epochs", "epochs K", EPOCH_VALUES, default=10, fmt="{:d}"),
-        ],
-        title="PPO-clip on an exact MDP: the clipped objective, the ratios after K epochs, and the true KL",
+def clip_compute(clip: float, epochs: float) -> dict:
+    """The clip figure's tables at ε = ``clip`` after K = ``epochs`` epochs (K rounded)."""
+    K = int(round(float(epochs)))
+    if not 0 <= K <= max(EPOCH_VALUES):
+        raise ValueError(f"epochs must be in 0 … {max(EPOCH_VALUES)}, got {epochs!r}")
+    run = fast_clip_run(float(clip))
+    S, A = run["adv"].shape
+    r = run["ratios"][K].reshape(-1)
+    a_hat = run["norm_adv"].reshape(-1)
+    sign = np.where(a_hat >= 0, 1.0, -1.0)
+    flat = np.where(sign > 0, r > 1.0 + clip, r < 1.0 - clip)
+    all_r = run["ratios"].reshape(len(run["kl"]), -1)
+    ks = np.arange(len(run["kl"]))
+    return {
+        "curve": _term_curves(clip),
+        "unclipped": _unclipped_lines(),
+        "band": {
+            "lo": [1.0 - clip],
+            "hi": [1.0 + clip],
+            "k0": [_K_DOMAIN[0]],
+            "k1": [_K_DOMAIN[1]],
+        },
+        "pairs": {
+            "s": np.repeat(np.arange(S), A),
+            "a": np.tile(np.arange(A), S),
+            "r": r,
+            "term": clip_term(r, 1.0, clip) * (sign > 0) + clip_term(r, -1.0, clip) * (sign < 0),
+            "adv": run["adv"].reshape(-1),
+            "norm_adv": a_hat,
+            "weight": run["weights"].reshape(-1),
+            "case": np.where(sign > 0, _A_POS, _A_NEG),
+            "gradient": np.where(flat, _FLAT, _SLOPED),
+        },
+        "trace": {"k": ks, "r_max": all_r.max(1), "r_min": all_r.min(1), "kl": run["kl"]},
+        "reference": _no_clip_reference(),
+        "now": {
+            "k": [K],
+            "r_max": [r.max()],
+            "r_min": [r.min()],
+            "kl": [run["kl"][K]],
+            "kl_none": [_no_clip_reference()["kl"][K]],
+            "clipfrac": [run["clipfrac"][K]],
+            "n_out": [int((np.abs(r - 1.0) > clip).sum())],
+            "n_flat": [int(flat.sum())],
+        },
+    }
+
+
+def _clip_readout(values: dict, t: dict) -> str:
+    eps, now = float(values["clip"]), t["now"]
+    K = int(now["k"][0])
+    n = len(t["pairs"]["r"])
+    return (
+        f"ε = {eps:.3g}, after K = {K} epoch{'s' if K != 1 else ''}: largest ratio "
+        f"{now['r_max'][0]:.3f}, smallest {now['r_min'][0]:.3f} (band {1 - eps:.3g} to "
+        f"{1 + eps:.3g}); {int(now['n_out'][0])} of {n} state-action pairs "
+        f"({100 * now['clipfrac'][0]:.0f}% of the weight) lie outside it, "
+        f"{int(now['n_flat'][0])} on a flat part where their gradient is zero. True mean KL "
+        f"{now['kl'][0]:.3g}; without clipping {now['kl_none'][0]:.3g}."
     )
 
 
-def _draw_beta(d_targ: float, beta: float) -> plt.Figure:
-    ad = kl_penalty_run("adaptive", d_targ)
-    fx = kl_penalty_run("fixed", beta)
-    it = np.arange(len(ad["kl"]))
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.3))
-    ax = axes[0]
-    ax.step(it, ad["beta"], where="post", color="C0", lw=2, label=f"adaptive (d_targ = {d_targ:g})")
-    ax.step(it, fx["beta"], where="post", color="C3", lw=2, ls="--", label=f"fixed β = {beta:g}")
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("penalty coefficient β")
-    ax.set_title("β used in each iteration")
-    ax.legend(fontsize=7)
+def _case_color():
+    return alt.Color(
+        "case:N",
+        title="advantage",
+        scale=alt.Scale(domain=[_A_POS, _A_NEG], range=[_EPS_COLOR[_A_POS], _EPS_COLOR[_A_NEG]]),
+    )
 
-    ax = axes[1]
-    ax.axhspan(d_targ / 1.5, 1.5 * d_targ, color="C0", alpha=0.15, label="[d_targ/1.5, 1.5·d_targ]")
-    ax.plot(it, ad["kl"], "o-", ms=3, color="C0", label="adaptive β")
-    ax.plot(it, fx["kl"], "s--", ms=3, color="C3", label="fixed β")
-    ax.set_yscale("log")
-    ax.set_ylim(1e-6, 1.0)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("true mean KL(π_old ‖ π_new)")
-    ax.set_title("KL of each update")
-    ax.legend(fontsize=7)
 
-    ax = axes[2]
-    ax.axhline(ad["J_star"], color="0.4", lw=1, ls=":", label="optimal J*")
-    ax.plot(np.arange(len(ad["J"])), ad["J"], color="C0", lw=2, label="adaptive β")
-    ax.plot(np.arange(len(fx["J"])), fx["J"], color="C3", lw=2, ls="--", label="fixed β")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("performance J(π)")
-    ax.set_title("the policy's return")
-    ax.legend(fontsize=7)
-    fig.subplots_adjust(wspace=0.38, left=0.06, right=0.99, bottom=0.16, top=0.9)
-    return fig
+def _clip_panels() -> list:
+    x_r = alt.X(
+        "r:Q",
+        title="ratio r = π(a|s) / π_old(a|s)",
+        scale=alt.Scale(domain=[0, _R_MAX], nice=False),
+    )
+    band = (
+        alt.Chart(alt.Data(name="band"))
+        .mark_rect(color=style.SHADE, opacity=0.18)
+        .encode(x=alt.X("lo:Q", scale=alt.Scale(domain=[0, _R_MAX], nice=False)), x2="hi:Q")
+    )
+    unclipped = (
+        alt.Chart(alt.Data(name="unclipped"))
+        .mark_line(strokeDash=[3, 3], strokeWidth=1.5, color=style.NEUTRAL, clip=True)
+        .encode(x="r:Q", y="value:Q", detail="case:N")
+    )
+    curve = (
+        alt.Chart(alt.Data(name="curve"))
+        .mark_line(clip=True)
+        .encode(
+            x=x_r,
+            y=alt.Y(
+                "term:Q",
+                title="L^CLIP term for |A| = 1",
+                scale=alt.Scale(domain=[-_R_MAX, 1.6], nice=False),
+            ),
+            color=_case_color(),
+            tooltip=[
+                alt.Tooltip("case:N", title="advantage"),
+                alt.Tooltip("r:Q", title="r", format=".3f"),
+                alt.Tooltip("term:Q", title="term", format=".3f"),
+            ],
+        )
+    )
+    pairs = (
+        alt.Chart(alt.Data(name="pairs"))
+        .mark_point(filled=True, opacity=0.85, stroke=style.NEUTRAL, strokeWidth=0.5, clip=True)
+        .encode(
+            x="r:Q",
+            y="term:Q",
+            color=_case_color(),
+            size=alt.Size(
+                "weight:Q",
+                title="weight d(s)·π_old(a|s)",
+                scale=alt.Scale(range=[30, 400]),
+                legend=None,
+            ),
+            tooltip=[
+                alt.Tooltip("s:Q", title="state s"),
+                alt.Tooltip("a:Q", title="action a"),
+                alt.Tooltip("r:Q", title="ratio r", format=".3f"),
+                alt.Tooltip("adv:Q", title="advantage A", format=".3f"),
+                alt.Tooltip("norm_adv:Q", title="normalised Â", format=".2f"),
+                alt.Tooltip("weight:Q", title="weight d(s)·π_old(a|s)", format=".3f"),
+                alt.Tooltip("gradient:N", title="its term"),
+            ],
+        )
+    )
+    p1 = alt.layer(band, unclipped, curve, pairs).properties(
+        height=style.PANEL_HEIGHT, title="One L^CLIP term per pair"
+    )
+
+    x_k = alt.X(
+        "k:Q",
+        title="epoch k",
+        scale=alt.Scale(domain=list(_K_DOMAIN), nice=False),
+        axis=alt.Axis(values=list(range(0, max(EPOCH_VALUES) + 1, 5))),
+    )
+    series = alt.Color(
+        "series:N",
+        title=None,
+        scale=alt.Scale(
+            domain=["largest r", "smallest r", "no clipping"],
+            range=[style.PALETTE.blue, style.PALETTE.red, style.NEUTRAL],
+        ),
+    )
+    band2 = (
+        alt.Chart(alt.Data(name="band"))
+        .mark_rect(color=style.SHADE, opacity=0.18)
+        .encode(
+            x=alt.X("k0:Q", scale=alt.Scale(domain=list(_K_DOMAIN), nice=False)),
+            x2="k1:Q",
+            y=alt.Y("lo:Q", scale=alt.Scale(domain=[0, _R_MAX], nice=False)),
+            y2="hi:Q",
+        )
+    )
+    ref2 = (
+        alt.Chart(alt.Data(name="reference"))
+        .transform_fold(["r_max", "r_min"], as_=["which", "r"])
+        .transform_calculate(series="'no clipping'")
+        .mark_line(strokeDash=[4, 3], strokeWidth=1.5, clip=True)
+        .encode(x="k:Q", y="r:Q", detail="which:N", color=series)
+    )
+    trace2 = (
+        alt.Chart(alt.Data(name="trace"))
+        .transform_fold(["r_max", "r_min"], as_=["which", "r"])
+        .transform_calculate(series="datum.which == 'r_max' ? 'largest r' : 'smallest r'")
+        .mark_line(clip=True)
+        .encode(
+            x=x_k,
+            y=alt.Y("r:Q", title="ratio r after k epochs"),
+            color=series,
+            tooltip=[
+                alt.Tooltip("k:Q", title="epoch k"),
+                alt.Tooltip("r_max:Q", title="largest r", format=".3f"),
+                alt.Tooltip("r_min:Q", title="smallest r", format=".3f"),
+            ],
+        )
+    )
+    now2 = (
+        alt.Chart(alt.Data(name="now"))
+        .transform_fold(["r_max", "r_min"], as_=["which", "r"])
+        .mark_point(filled=True, size=90, color=style.PALETTE.orange, clip=True)
+        .encode(
+            x="k:Q",
+            y="r:Q",
+            tooltip=[
+                alt.Tooltip("k:Q", title="K"),
+                alt.Tooltip("r_max:Q", title="largest r", format=".3f"),
+                alt.Tooltip("r_min:Q", title="smallest r", format=".3f"),
+            ],
+        )
+    )
+    p2 = alt.layer(band2, ref2, trace2, now2).properties(
+        height=style.PANEL_HEIGHT, title="Ratios leave [1−ε, 1+ε]"
+    )
+
+    kl_color = alt.Color(
+        "series:N",
+        title=None,
+        scale=alt.Scale(
+            domain=["this ε", "no clipping"], range=[style.PALETTE.blue, style.NEUTRAL]
+        ),
+    )
+    ref3 = (
+        alt.Chart(alt.Data(name="reference"))
+        .transform_calculate(series="'no clipping'")
+        .mark_line(strokeDash=[4, 3], strokeWidth=1.5)
+        .encode(
+            x="k:Q",
+            y="kl:Q",
+            color=kl_color,
+            tooltip=[
+                alt.Tooltip("k:Q", title="epoch k"),
+                alt.Tooltip("kl:Q", title="KL, no clipping", format=".4f"),
+            ],
+        )
+    )
+    trace3 = (
+        alt.Chart(alt.Data(name="trace"))
+        .transform_calculate(series="'this ε'")
+        .mark_line()
+        .encode(
+            x=x_k,
+            y=alt.Y(
+                "kl:Q",
+                title="mean KL(π_old ‖ π) after k epochs",
+                scale=alt.Scale(domain=[0, 0.7], nice=False),
+            ),
+            color=kl_color,
+            tooltip=[
+                alt.Tooltip("k:Q", title="epoch k"),
+                alt.Tooltip("kl:Q", title="KL, this ε", format=".4f"),
+            ],
+        )
+    )
+    now3 = (
+        alt.Chart(alt.Data(name="now"))
+        .mark_point(filled=True, size=90, color=style.PALETTE.orange)
+        .encode(
+            x="k:Q",
+            y="kl:Q",
+            tooltip=[
+                alt.Tooltip("k:Q", title="K"),
+                alt.Tooltip("kl:Q", title="KL after K epochs", format=".4f"),
+                alt.Tooltip("kl_none:Q", title="without clipping", format=".4f"),
+                alt.Tooltip("clipfrac:Q", title="weight outside the band", format=".0%"),
+            ],
+        )
+    )
+    p3 = alt.layer(ref3, trace3, now3).properties(
+        height=style.PANEL_HEIGHT, title="The true KL keeps growing"
+    )
+    return [p1, p2, p3]
+
+
+def clip_explorable() -> Explorable:
+    """Figure (a): the clip ε and the number of epochs K (a player steps through K)."""
+    S, A = EXACT_WORLD["n_states"], EXACT_WORLD["n_actions"]
+    return Explorable(
+        clip_compute,
+        _clip_panels(),
+        [
+            Slider("clip", "clip range ε", CLIP_GRID, default=0.2, fmt="{:.3g}"),
+            Slider(
+                "epochs", "epochs K", EPOCH_VALUES, default=10, fmt="{:d}", scale="index", play=True
+            ),
+        ],
+        title="PPO-clip on an exact MDP: K epochs of full-batch Adam on L^CLIP",
+        alt=(
+            "Three panels. Left: one term of the clipped objective L^CLIP against the ratio r, "
+            "for a positive advantage (rising, then flat above 1+ε) and a negative one (flat "
+            "below 1−ε, then falling), with the band [1−ε, 1+ε] shaded and the "
+            f"{S * A} state-action pairs of the exact world drawn at their ratios after K "
+            "epochs. Middle: the largest and smallest ratio after each epoch, with the band "
+            "and, dashed, the same without clipping. Right: the true mean KL from π_old after "
+            "each epoch, for this ε and without clipping."
+        ),
+        readout=_clip_readout,
+    )
+
+
+# -- figure (b): adaptive d_targ against a fixed β ------------------------------------------------
+def _penalty_table(run: dict, rule: str) -> dict:
+    n = len(run["kl"])
+    nan = np.array([np.nan])
+    return {
+        "i": np.arange(n + 1),
+        "beta": np.concatenate([nan, run["beta"]]),
+        "kl": np.concatenate([nan, run["kl"]]),
+        "J": run["J"],
+        "rule": np.array([rule] * (n + 1)),
+    }
+
+
+@lru_cache(maxsize=512)
+def _adaptive_table(d_targ: float) -> dict:
+    run = fast_kl_penalty_run("adaptive", d_targ)
+    t = _penalty_table(run, _ADAPTIVE)
+    band = (run["kl"] >= d_targ / 1.5) & (run["kl"] <= 1.5 * d_targ)
+    t["in_band"] = np.concatenate([[False], band])
+    return t
+
+
+@lru_cache(maxsize=512)
+def _fixed_table(beta: float) -> dict:
+    return _penalty_table(fast_kl_penalty_run("fixed", beta), _FIXED)
+
+
+def beta_compute(d_targ: float, beta: float) -> dict:
+    """The penalty figure's tables: the adaptive run for ``d_targ``, the fixed run for ``beta``."""
+    d_targ, beta = float(d_targ), float(beta)
+    if d_targ <= 0 or beta < 0:
+        raise ValueError(f"need d_targ > 0 and β ≥ 0, got {d_targ!r}, {beta!r}")
+    return {
+        "adaptive": _adaptive_table(d_targ),
+        "fixed": _fixed_table(beta),
+        "band": {
+            "lo": [d_targ / 1.5],
+            "hi": [1.5 * d_targ],
+            "i0": [0.5],
+            "i1": [PENALTY_ITERS + 0.5],
+        },
+        "optimum": {"J_star": [_world()["J_star"]], "label": ["optimal J*"]},
+    }
+
+
+_J_AT = 5  # the iteration the read-out reports J after (the chapter's J_at)
+
+
+def _beta_readout(values: dict, t: dict) -> str:
+    d, b = float(values["d_targ"]), float(values["beta"])
+    ad, fx = t["adaptive"], t["fixed"]
+    used = ad["beta"][1:]
+    n = len(used)
+    return (
+        f"Adaptive rule, d_targ = {d:.3g}: the β used climbs from {used[0]:.3g} to "
+        f"{used.max():.3g} and ends at {used[-1]:.3g}; {int(ad['in_band'].sum())} of {n} updates "
+        f"land in [d_targ/1.5, 1.5·d_targ]; J = {ad['J'][_J_AT]:.3f} after {_J_AT} updates, "
+        f"{ad['J'][-1]:.3f} after {n}. Fixed β = {b:.3g}: update KL from "
+        f"{np.nanmin(fx['kl']):.2g} to {np.nanmax(fx['kl']):.2g}; J = {fx['J'][_J_AT]:.3f} "
+        f"after {_J_AT} updates, {fx['J'][-1]:.3f} after {n} (J* = {t['optimum']['J_star'][0]:.3f})."
+    )
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _pow10_axis(lo: int, hi: int, step: int = 1) -> alt.Axis:
+    """A log axis with ticks (and grid lines) at 10^lo, 10^(lo+step), … labelled 10⁻⁵ …, 0.1, 1, 10."""
+    exps = list(range(lo, hi + 1, step))
+
+    def label(e: int) -> str:
+        return {-1: "0.1", 0: "1", 1: "10", 2: "100"}.get(e, "10" + str(e).translate(_SUPERSCRIPT))
+
+    expr = "".join(f"abs(log(datum.value) / LN10 - ({e})) < 0.01 ? '{label(e)}' : " for e in exps)
+    return alt.Axis(values=[10.0**e for e in exps], labelExpr=expr + "''")
+
+
+def _log_range(values) -> tuple[int, int]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
+
+
+def _log_scale(values) -> alt.Scale:
+    """A log scale from the power of 10 below the data to the one above."""
+    lo, hi = _log_range(values)
+    return alt.Scale(type="log", domain=[10.0**lo, 10.0**hi], nice=False)
+
+
+def _log_axis(values) -> alt.Axis:
+    lo, hi = _log_range(values)
+    return _pow10_axis(lo, hi, 1 if hi - lo <= 5 else 2)
+
+
+def _beta_panels() -> list:
+    x_i = alt.X(
+        "i:Q",
+        title="iteration",
+        scale=alt.Scale(domain=[0, PENALTY_ITERS], nice=False),
+        axis=alt.Axis(tickMinStep=1),
+    )
+    rule = alt.Color(
+        "rule:N",
+        title=None,
+        scale=alt.Scale(
+            domain=[_ADAPTIVE, _FIXED], range=[style.PALETTE.blue, style.PALETTE.orange]
+        ),
+    )
+    dash = alt.StrokeDash(
+        "rule:N", title=None, scale=alt.Scale(domain=[_ADAPTIVE, _FIXED], range=[[1, 0], [6, 3]])
+    )
+
+    def lines(field: str, title: str, scale: alt.Scale, fmt: str, step: bool, axis=alt.Undefined):
+        layers = []
+        for name in ("adaptive", "fixed"):
+            base = alt.Chart(alt.Data(name=name)).transform_filter(f"isValid(datum.{field})")
+            mark = (
+                base.mark_line(interpolate="step-after", clip=True)
+                if step
+                else base.mark_line(clip=True, point=alt.OverlayMarkDef(size=30, filled=True))
+            )
+            layers.append(
+                mark.encode(
+                    x=x_i,
+                    y=alt.Y(f"{field}:Q", title=title, scale=scale, axis=axis),
+                    color=rule,
+                    strokeDash=dash,
+                    tooltip=[
+                        alt.Tooltip("rule:N", title="rule"),
+                        alt.Tooltip("i:Q", title="iteration"),
+                        alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+                    ],
+                )
+            )
+        return layers
+
+    beta_scale = alt.Scale(type="log", domain=[5e-6, 200], nice=False)
+    p1 = alt.layer(
+        *lines(
+            "beta", "β used by the update", beta_scale, ".3g", step=True, axis=_pow10_axis(-5, 1, 2)
+        )
+    ).properties(height=style.PANEL_HEIGHT, title="The penalty β of each update")
+    band = (
+        alt.Chart(alt.Data(name="band"))
+        .mark_rect(color=style.SHADE, opacity=0.2)
+        .encode(
+            x=alt.X("i0:Q", scale=alt.Scale(domain=[0, PENALTY_ITERS], nice=False)),
+            x2="i1:Q",
+            y=alt.Y("lo:Q", scale=alt.Scale(type="log", domain=[1e-8, 1], nice=False)),
+            y2="hi:Q",
+            tooltip=[
+                alt.Tooltip("lo:Q", title="d_targ/1.5", format=".3g"),
+                alt.Tooltip("hi:Q", title="1.5·d_targ", format=".3g"),
+            ],
+        )
+    )
+    kl_scale = alt.Scale(type="log", domain=[1e-8, 1], nice=False)
+    kl_lines = lines(
+        "kl", "mean KL(π_old ‖ π_new)", kl_scale, ".3g", step=False, axis=_pow10_axis(-8, 0, 2)
+    )
+    p2 = alt.layer(band, *kl_lines).properties(
+        height=style.PANEL_HEIGHT, title="KL of each update (band: target)"
+    )
+    j_lo = 5.3
+    optimum = (
+        alt.Chart(alt.Data(name="optimum"))
+        .mark_rule(strokeDash=[2, 2], strokeWidth=1.5, color=style.NEUTRAL)
+        .encode(
+            y=alt.Y("J_star:Q", scale=alt.Scale(domain=[j_lo, 8.5], nice=False)),
+            tooltip=[alt.Tooltip("J_star:Q", title="optimal J*", format=".3f")],
+        )
+    )
+    j_scale = alt.Scale(domain=[j_lo, 8.5], nice=False)
+    p3 = alt.layer(
+        optimum, *lines("J", "J(π) after the update", j_scale, ".3f", step=False)
+    ).properties(height=style.PANEL_HEIGHT, title="The policy's return (dotted: J*)")
+    return [p1, p2, p3]
 
 
 def beta_explorable() -> Explorable:
-    """Widget (b): d_targ of the adaptive penalty against a fixed β."""
+    """Figure (b): d_targ of the adaptive penalty against a fixed β."""
     return Explorable(
-        draw=_draw_beta,
-        sliders=[
-            Slider("d_targ", "d_targ", D_TARG_VALUES, default=0.01, fmt="{:g}"),
-            Slider("beta", "fixed β", BETA_VALUES, default=1.0, fmt="{:g}"),
+        beta_compute,
+        _beta_panels(),
+        [
+            Slider(
+                "d_targ", "KL target d_targ", D_TARG_GRID, default=0.01, fmt="{:.3g}", scale="log"
+            ),
+            Slider("beta", "fixed penalty β", BETA_GRID, default=10.0, fmt="{:.3g}", scale="log"),
         ],
-        title="PPO with a KL penalty on an exact MDP: adaptive β (d_targ) against fixed β",
+        title="PPO with a KL penalty on an exact MDP: adaptive β (target d_targ) against a fixed β",
+        alt=(
+            f"Three panels over {PENALTY_ITERS} iterations of {PENALTY_EPOCHS} full-batch Adam "
+            "epochs each. Left: the penalty β each update used, on a log scale, for the adaptive "
+            "rule (starting at 1, doubled or halved after each update) and for the fixed β. "
+            "Middle: the true mean KL of each update on a log scale, with the band "
+            "[d_targ/1.5, 1.5·d_targ] shaded. Right: the policy's return J after each update, "
+            "with the optimal J* dotted."
+        ),
+        readout=_beta_readout,
+    )
+
+
+# -- the chapter's static figures -------------------------------------------------------------------
+def lclip_figure(clip: float) -> DataFigure:
+    """One L^CLIP term against r for A = +1 (left panel) and A = −1 (right panel)."""
+    tables = {
+        "curve": _term_curves(clip),
+        "unclipped": _unclipped_lines(),
+        "band": {"lo": [1.0 - clip], "hi": [1.0 + clip]},
+        "start": {"r": [1.0, 1.0], "term": [1.0, -1.0], "case": [_A_POS, _A_NEG]},
+    }
+    panels = []
+    for case, title in ((_A_POS, "A > 0 (A = +1)"), (_A_NEG, "A < 0 (A = −1)")):
+        x = alt.X("r:Q", title="probability ratio r", scale=alt.Scale(domain=[0, 2], nice=False))
+        y = alt.Y("term:Q", title="min(r·A, clip(r, 1−ε, 1+ε)·A)", scale=alt.Scale(domain=[-2, 2]))
+        sel = f"datum.case == '{case}'"
+        band = (
+            alt.Chart(alt.Data(name="band"))
+            .mark_rect(color=style.SHADE, opacity=0.18)
+            .encode(x=alt.X("lo:Q", scale=alt.Scale(domain=[0, 2], nice=False)), x2="hi:Q")
+        )
+        unclipped = (
+            alt.Chart(alt.Data(name="unclipped"))
+            .transform_filter(sel)
+            .mark_line(strokeDash=[3, 3], strokeWidth=1.5, color=style.NEUTRAL, clip=True)
+            .encode(x="r:Q", y="value:Q")
+        )
+        curve = (
+            alt.Chart(alt.Data(name="curve"))
+            .transform_filter(sel)
+            .mark_line(color=_EPS_COLOR[case], clip=True)
+            .encode(
+                x=x,
+                y=y,
+                tooltip=[
+                    alt.Tooltip("r:Q", title="r", format=".3f"),
+                    alt.Tooltip("term:Q", title="L^CLIP term", format=".3f"),
+                ],
+            )
+        )
+        start = (
+            alt.Chart(alt.Data(name="start"))
+            .transform_filter(sel)
+            .mark_point(filled=True, size=70, color=style.NEUTRAL)
+            .encode(x="r:Q", y="term:Q", tooltip=[alt.Tooltip("r:Q", title="start: r")])
+        )
+        panels.append(
+            alt.layer(band, unclipped, curve, start).properties(
+                height=style.PANEL_HEIGHT, title=title
+            )
+        )
+    return DataFigure(
+        tables,
+        panels,
+        title=f"One term of L^CLIP against the ratio r, ε = {clip:g}",
+        alt=(
+            f"Two panels, ε = {clip:g}. For A = +1 the term equals r up to r = {1 + clip:g} and "
+            f"stays at {1 + clip:g} beyond. For A = −1 it is flat at {-(1 - clip):g} for r below "
+            f"{1 - clip:g} and equals −r above. The band [{1 - clip:g}, {1 + clip:g}] is shaded, "
+            "the unclipped r·A is dashed, and a dot marks r = 1, where every update starts."
+        ),
+    )
+
+
+def cartpole_kl_figure(traces: dict, clips: dict) -> DataFigure:
+    """The CartPole epochs experiment: largest ratio and mean KL against the epoch, per setting.
+
+    ``traces`` maps a setting label to {"max_ratio": [K + 1], "kl": [K + 1]}; ``clips`` maps a
+    label to its ε (or None for no clipping).
+    """
+    labels = list(traces)
+    colors = [style.PALETTE.blue, style.PALETTE.orange, style.PALETTE.green, style.PALETTE.red]
+    k = np.arange(len(next(iter(traces.values()))["kl"]))
+    trace = {
+        "k": np.concatenate([k[1:]] * len(labels)),
+        "setting": np.concatenate([[lab] * (len(k) - 1) for lab in labels]),
+        "max_ratio": np.concatenate([np.asarray(traces[lab]["max_ratio"])[1:] for lab in labels]),
+        "kl": np.concatenate([np.asarray(traces[lab]["kl"])[1:] for lab in labels]),
+    }
+    with_clip = [lab for lab in labels if clips[lab] is not None]
+    tables = {
+        "trace": trace,
+        "clip": {"setting": with_clip, "level": [1.0 + clips[lab] for lab in with_clip]},
+    }
+    color = alt.Color(
+        "setting:N", title=None, scale=alt.Scale(domain=labels, range=colors[: len(labels)])
+    )
+    x = alt.X("k:Q", title="epoch K", scale=alt.Scale(domain=[1, int(k[-1])], nice=False))
+
+    def panel(field: str, title: str, ptitle: str, extra=(), log=False):
+        values = np.asarray(trace[field], dtype=float)
+        y = (
+            alt.Y(f"{field}:Q", title=title, scale=_log_scale(values), axis=_log_axis(values))
+            if log
+            else alt.Y(f"{field}:Q", title=title, scale=alt.Scale(zero=False))
+        )
+        line = (
+            alt.Chart(alt.Data(name="trace"))
+            .mark_line()
+            .encode(
+                x=x,
+                y=y,
+                color=color,
+                tooltip=[
+                    alt.Tooltip("setting:N"),
+                    alt.Tooltip("k:Q", title="epoch K"),
+                    alt.Tooltip(f"{field}:Q", title=title, format=".4g"),
+                ],
+            )
+        )
+        return alt.layer(*extra, line).properties(height=style.PANEL_HEIGHT, title=ptitle)
+
+    rules = (
+        alt.Chart(alt.Data(name="clip"))
+        .mark_rule(strokeDash=[2, 3], strokeWidth=1.5)
+        .encode(
+            y="level:Q",
+            color=color,
+            tooltip=[alt.Tooltip("setting:N"), alt.Tooltip("level:Q", title="1 + ε", format=".2f")],
+        )
+    )
+    return DataFigure(
+        tables,
+        [
+            panel(
+                "max_ratio",
+                "largest ratio r in the batch",
+                "Largest ratio (dotted: 1 + ε)",
+                [rules],
+            ),
+            panel("kl", "mean KL(π_old ‖ π) over the batch", "True mean KL", log=True),
+        ],
+        title="K epochs of minibatch PPO on one CartPole-v1 batch",
+        alt=(
+            "Two panels against the number of epochs K, one line per setting ("
+            + ", ".join(labels)
+            + "). Left: the largest ratio in the batch, with dotted lines at 1 + ε. Right, on a log "
+            "scale: the "
+            "mean KL(π_old‖π) over the batch. After the last epoch every clipped line is above its "
+            "1 + ε and below the unclipped line."
+        ),
+    )
+
+
+def ablation_figure(curves: dict, scores: dict, window: int) -> DataFigure:
+    """The code-level ablation: learning curves (mean over seeds) and every seed's score.
+
+    ``curves`` maps a variant to (env_steps, mean return over seeds); ``scores`` maps a
+    variant to its per-seed scores.
+    """
+    labels = list(curves)
+    colors = list(style.PALETTE)[: len(labels)]
+    color = alt.Color("variant:N", title=None, scale=alt.Scale(domain=labels, range=colors))
+    steps = [np.asarray(curves[lab][0], dtype=float) for lab in labels]
+    tables = {
+        "curves": {
+            "steps": np.concatenate(steps),
+            "mean_return": np.concatenate(
+                [np.asarray(curves[lab][1], dtype=float) for lab in labels]
+            ),
+            "variant": np.concatenate([[lab] * len(s) for lab, s in zip(labels, steps)]),
+        },
+        "scores": {
+            "variant": np.concatenate([[lab] * len(scores[lab]) for lab in labels]),
+            "seed": np.concatenate([np.arange(len(scores[lab])) for lab in labels]),
+            "score": np.concatenate([np.asarray(scores[lab], dtype=float) for lab in labels]),
+        },
+        "means": {"variant": labels, "score": [float(np.mean(scores[lab])) for lab in labels]},
+    }
+    curve = (
+        alt.Chart(alt.Data(name="curves"))
+        .mark_line(strokeWidth=2)
+        .encode(
+            x=alt.X("steps:Q", title="environment steps"),
+            y=alt.Y("mean_return:Q", title=f"mean return, last {window} episodes"),
+            color=color,
+            tooltip=[
+                alt.Tooltip("variant:N"),
+                alt.Tooltip("steps:Q", title="steps", format=","),
+                alt.Tooltip("mean_return:Q", title="mean over seeds", format=".1f"),
+            ],
+        )
+        .properties(height=style.PANEL_HEIGHT, title="Learning curves (mean over seeds)")
+    )
+    y = alt.Y("variant:N", title=None, sort=labels, axis=alt.Axis(labelLimit=260))
+    dots = (
+        alt.Chart(alt.Data(name="scores"))
+        .mark_point(filled=True, size=70, opacity=0.8)
+        .encode(
+            x=alt.X("score:Q", title="score"),
+            y=y,
+            color=alt.Color("variant:N", scale=alt.Scale(domain=labels, range=colors), legend=None),
+            tooltip=[
+                alt.Tooltip("variant:N"),
+                alt.Tooltip("seed:Q", title="seed index"),
+                alt.Tooltip("score:Q", format=".1f"),
+            ],
+        )
+    )
+    means = (
+        alt.Chart(alt.Data(name="means"))
+        .mark_tick(thickness=2.5, size=22, color=style.NEUTRAL)
+        .encode(
+            x="score:Q",
+            y=y,
+            tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("score:Q", title="mean", format=".1f")],
+        )
+    )
+    spread = alt.layer(means, dots).properties(
+        height=style.PANEL_HEIGHT, title="Every seed's score (tick: mean)"
+    )
+    return DataFigure(
+        tables,
+        [curve, spread],
+        title="PPO-clip on CartPole-v1, one code-level detail changed at a time",
+        alt=(
+            f"Two panels. Left: learning curves of {len(labels)} variants ("
+            + ", ".join(labels)
+            + f"), the mean over seeds of the running mean return of the last {window} "
+            "episodes, against environment steps. Right: each seed's score per variant, with the "
+            "mean as a tick; the seeds of one variant spread as widely as the variants differ."
+        ),
+    )
+
+
+def table1_figure(scores: dict, kl_curves: dict, env_id: str) -> DataFigure:
+    """The Table 1 replication: normalised scores (ours and the paper's) and KL per iteration.
+
+    ``scores`` maps a setting to {"ours": mean, "paper": value, "lo": min over seeds,
+    "hi": max over seeds}; ``kl_curves`` maps a setting to (env_steps, mean KL per update).
+    """
+    labels = list(scores)
+    ours_lab, paper_lab = "ours", "paper"
+    tables = {
+        "scores": {
+            "setting": labels * 2,
+            "source": [ours_lab] * len(labels) + [paper_lab] * len(labels),
+            "score": [scores[lab]["ours"] for lab in labels]
+            + [scores[lab]["paper"] for lab in labels],
+        },
+        "spread": {
+            "setting": labels,
+            "source": [ours_lab] * len(labels),
+            "lo": [scores[lab]["lo"] for lab in labels],
+            "hi": [scores[lab]["hi"] for lab in labels],
+        },
+        "kl": {
+            "steps": np.concatenate(
+                [np.asarray(kl_curves[lab][0], dtype=float) for lab in kl_curves]
+            ),
+            "kl": np.concatenate([np.asarray(kl_curves[lab][1], dtype=float) for lab in kl_curves]),
+            "setting": np.concatenate([[lab] * len(kl_curves[lab][0]) for lab in kl_curves]),
+        },
+    }
+    src = alt.Color(
+        "source:N",
+        title=None,
+        scale=alt.Scale(domain=[ours_lab, paper_lab], range=[style.PALETTE.blue, style.NEUTRAL]),
+    )
+    y = alt.Y("setting:N", title=None, sort=labels, axis=alt.Axis(labelLimit=260))
+    y_off = alt.YOffset("source:N", scale=alt.Scale(domain=[ours_lab, paper_lab]))
+    bars = (
+        alt.Chart(alt.Data(name="scores"))
+        .mark_bar()
+        .encode(
+            x=alt.X("score:Q", title="normalised score"),
+            y=y,
+            yOffset=y_off,
+            color=src,
+            tooltip=[
+                alt.Tooltip("setting:N"),
+                alt.Tooltip("source:N"),
+                alt.Tooltip("score:Q", format=".2f"),
+            ],
+        )
+    )
+    spread = (
+        alt.Chart(alt.Data(name="spread"))
+        .mark_rule(strokeWidth=2.5, color=style.PALETTE.orange)
+        .encode(
+            x="lo:Q",
+            x2="hi:Q",
+            y=y,
+            yOffset=y_off,
+            tooltip=[
+                alt.Tooltip("setting:N"),
+                alt.Tooltip("lo:Q", title="lowest seed", format=".2f"),
+                alt.Tooltip("hi:Q", title="highest seed", format=".2f"),
+            ],
+        )
+    )
+    p1 = alt.layer(bars, spread).properties(height=2 * 14 * len(labels), title="Normalised score")
+    kl_labels = list(kl_curves)
+    kl_all = np.asarray(tables["kl"]["kl"])
+    colors = [style.PALETTE.red, style.PALETTE.blue, style.PALETTE.green, style.PALETTE.orange]
+    p2 = (
+        alt.Chart(alt.Data(name="kl"))
+        .transform_filter("isValid(datum.kl) && datum.kl > 0")
+        .mark_line(strokeWidth=1.8)
+        .encode(
+            x=alt.X("steps:Q", title=f"environment steps ({env_id})"),
+            y=alt.Y(
+                "kl:Q",
+                title="KL(π_old ‖ π_new) of the update",
+                scale=_log_scale(kl_all),
+                axis=_log_axis(kl_all),
+            ),
+            color=alt.Color(
+                "setting:N",
+                title=None,
+                scale=alt.Scale(domain=kl_labels, range=colors[: len(kl_labels)]),
+            ),
+            tooltip=[
+                alt.Tooltip("setting:N"),
+                alt.Tooltip("steps:Q", format=","),
+                alt.Tooltip("kl:Q", title="KL (mean over seeds)", format=".3g"),
+            ],
+        )
+        .properties(height=style.PANEL_HEIGHT, title=f"KL per update on {env_id}")
+    )
+    return DataFigure(
+        tables,
+        [p1, p2],
+        title="A small replication of the PPO paper's Table 1",
+        alt=(
+            f"Two panels. Left: for each of the {len(labels)} settings, a bar for our average "
+            "normalised score and a bar for the paper's, with a line spanning our per-seed "
+            f"range. Right: the KL of each policy update during the {env_id} runs (mean over "
+            "seeds, log scale) for " + ", ".join(kl_labels) + "."
+        ),
     )
