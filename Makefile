@@ -137,8 +137,8 @@ test: setup chromium
 	  --ignore=tests/test_book_html.py $(NB_TESTS_LATER) tests book
 	$(PYTEST) -n $(NBVAL_WORKERS) --dist load -p no:cacheprovider tests/test_lab_browser.py
 	$(MAKE) --no-print-directory book
-	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -p no:cacheprovider tests/test_book_html.py \
-	  tests/test_figures_browser.py
+	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -n $(NBVAL_WORKERS) --dist loadgroup -p no:cacheprovider \
+	  tests/test_book_html.py tests/test_figures_browser.py
 	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -n $(NBVAL_WORKERS) --dist load -p no:cacheprovider tests/test_colab.py
 
 test-py: setup

@@ -29,7 +29,7 @@ from ast import literal_eval
 from pathlib import Path
 from typing import Any
 
-__all__ = ["book_dir", "data_dir", "glue_figure", "glue_text", "glued_values"]
+__all__ = ["book_dir", "data_dir", "format_plain_text", "glue_figure", "glue_text", "glued_values"]
 
 GLUE_PREFIX = "application/papermill.record/"
 _GLUED: dict[str, dict[str, Any]] = {}
@@ -73,8 +73,12 @@ def glued_values() -> dict[str, dict[str, Any]]:
     return dict(_GLUED)
 
 
-def _format_plain_text(text: str, fmt_spec: str) -> str:
-    # the same rules as myst-nb's {glue:text} (myst_nb.core.variables.format_plain_text)
+def format_plain_text(text: str, fmt_spec: str) -> str:
+    """A glued ``text/plain`` value formatted as ``{glue:text}`key:fmt``` shows it.
+
+    The same rules as myst-nb's (``myst_nb.core.variables.format_plain_text``); the portable
+    notebooks of the build (book/_ext/pgbook_portable.py) use this function too.
+    """
     try:
         value = literal_eval(text)
     except (SyntaxError, ValueError):
@@ -118,7 +122,7 @@ def _fill(key: str) -> None:
         kind, _, fmt = spec.partition(":")
         try:
             if kind == "text":
-                w.value = _format_plain_text(_GLUED[key].get("text/plain", ""), fmt)
+                w.value = format_plain_text(_GLUED[key].get("text/plain", ""), fmt)
             else:
                 w.append_display_data(_Bundle(_GLUED[key]))
         except Exception as err:  # a bad format: show it, never break the glue call
@@ -140,7 +144,7 @@ def glue_text(spec: str, wait: bool = False):
     plain = data.get("text/plain")
     if plain is None:
         raise KeyError(f"{key!r} was glued without a text/plain representation")
-    return _Text(_format_plain_text(plain, fmt))
+    return _Text(format_plain_text(plain, fmt))
 
 
 class _Bundle:

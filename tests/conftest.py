@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -50,6 +51,11 @@ def _torch_one_thread():
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The book's pages in _toc order: the PDF script (book/_ext/make_pdf.py) is the one definition.
+sys.path.insert(0, str(REPO / "book" / "_ext"))
+from make_pdf import toc_docnames  # noqa: E402, F401  (re-exported for the tests)
+
 BOOK_SRC = REPO / "book"
 _SKIP_PARTS = {
     "_build",
@@ -300,3 +306,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"{doc}: " + ", ".join(f"{k} = {v}" for k, v in sorted(values.items()))
         )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (`--dist loadgroup`), the browser tests of one page run on one worker, so they
+    share that page's readings (tests/test_book_html.py caches one per page, width and mode)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module.__name__.endswith("test_book_html") and "doc" in params:
+            item.add_marker(pytest.mark.xdist_group(str(params["doc"])))

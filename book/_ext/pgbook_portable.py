@@ -27,6 +27,8 @@ from ast import literal_eval
 from pathlib import Path
 from typing import Any
 
+from pgcore.notebook import format_plain_text
+
 SETUP_TAG = "pgbook-colab-setup"
 # What Colab preinstalls among what the book imports (the Colab simulation test installs
 # exactly these into its fresh environment).
@@ -38,24 +40,6 @@ ADMONITIONS = {
     "warning": "Warning", "caution": "Caution", "attention": "Attention", "danger": "Danger",
     "error": "Error", "seealso": "See also", "admonition": "",
 }  # fmt: skip
-
-
-def format_plain_text(text: str, fmt_spec: str) -> str:
-    """myst-nb's formatting of a glued text/plain value (``{glue:text}`key:fmt```)."""
-    try:
-        value = literal_eval(text)
-    except (SyntaxError, ValueError):
-        value = text
-    if fmt_spec == "":
-        return str(value)
-    kind = fmt_spec[-1]
-    if kind == "s":
-        value = str(value)
-    elif kind in "bcdoxX":
-        value = int(value)
-    elif kind in "eEfFgGn%":
-        value = float(value)
-    return format(value, fmt_spec)
 
 
 class Resolver:
