@@ -313,5 +313,6 @@ def pytest_collection_modifyitems(config, items):
     share that page's readings (tests/test_book_html.py caches one per page, width and mode)."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.module.__name__.endswith("test_book_html") and "doc" in params:
+        module = getattr(item, "module", None)  # notebook cells (nbval) have none
+        if module is not None and module.__name__.endswith("test_book_html") and "doc" in params:
             item.add_marker(pytest.mark.xdist_group(str(params["doc"])))
