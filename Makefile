@@ -126,7 +126,8 @@ serve:
 #   2. the book build (execution forced, -W -n --keep-going, raise_on_error);
 #   3. the browser tests against the book that step 2 produced.
 #   Notebook tests (issue 10): between 1 and 2, every chapter in JupyterLab as `make lab` runs
-#   it (tests/test_lab_browser.py). The Colab simulation (tests/test_colab.py) is `make test-colab`.
+#   it (tests/test_lab_browser.py); after 2, the Colab simulation (tests/test_colab.py: every
+#   portable notebook of the build in a fresh venv). The timed phone loads run last, alone.
 NB_TESTS_LATER := --ignore=tests/test_lab_browser.py --ignore=tests/test_colab.py \
                   --ignore=tests/test_figures_browser.py
 test: setup chromium
@@ -136,15 +137,17 @@ test: setup chromium
 	  --ignore=tests/test_book_html.py $(NB_TESTS_LATER) tests book
 	$(PYTEST) -n $(NBVAL_WORKERS) --dist load -p no:cacheprovider tests/test_lab_browser.py
 	$(MAKE) --no-print-directory book
+	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -n $(NBVAL_WORKERS) --dist load -p no:cacheprovider tests/test_colab.py
 	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -n $(NBVAL_WORKERS) --dist loadgroup -p no:cacheprovider \
-	  tests/test_book_html.py tests/test_figures_browser.py
+	  -m "not throttled" tests/test_book_html.py tests/test_figures_browser.py
+	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -p no:cacheprovider -m throttled tests/test_book_html.py
 
 test-py: setup
 	$(PYTEST) -n $(NBVAL_WORKERS) --dist loadfile -p no:cacheprovider --ignore=tests/test_book_html.py \
 	  $(NB_TESTS_LATER) tests
 
-# The Colab simulation (issue 10): every portable notebook of the build in a fresh venv with only
-# what Colab preinstalls. Not yet part of `make test`: at this commit it fails (see issue 10).
+# The Colab simulation alone (make test runs it too): every portable notebook of the build in a
+# fresh venv with only what Colab preinstalls.
 test-colab: setup
 	PGBOOK_HTML=$(abspath $(HTML)) $(PYTEST) -n $(NBVAL_WORKERS) --dist load -p no:cacheprovider tests/test_colab.py
 

@@ -161,6 +161,9 @@ except ImportError:  # nbval not installed: notebook validation unavailable
 def pytest_configure(config):
     config.addinivalue_line("markers", "notebook: a cell of a chapter notebook, run by nbval")
     config.addinivalue_line("markers", "browser: a test that drives headless Chromium")
+    config.addinivalue_line(
+        "markers", "throttled: a timed page load on an emulated phone (run alone, not in parallel)"
+    )
     # Registered as a plugin object, not as conftest hooks: conftest hooks only see files under
     # tests/, and the notebooks live in book/.
     if JupytextNotebookFile is not None and not config.pluginmanager.has_plugin("nbval-jupytext"):

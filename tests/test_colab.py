@@ -122,17 +122,17 @@ def test_portable_notebook_runs_on_simulated_colab(colab, nb_path, tmp_path, rec
     assert "-e " not in first.source and "--editable" not in first.source
     work = tmp_path / "work"
     work.mkdir()
-    ksm = KernelSpecManager(kernel_dirs=[str(venv / "share" / "jupyter" / "kernels")])
     old = dict(os.environ)
     os.environ.clear()
-    os.environ.update(env)  # the kernel inherits this environment
+    os.environ.update(env)  # the kernel inherits this environment; JUPYTER_PATH finds its spec
     try:
+        spec = KernelSpecManager().get_kernel_spec("colabsim")
+        assert Path(spec.argv[0]).parent == venv / "bin", spec.argv  # the fresh venv's Python
         client = NotebookClient(
             nb,
             timeout=CELL_TIMEOUT,
             kernel_name="colabsim",
             resources={"metadata": {"path": str(work)}},
-            kernel_manager_kwargs={"kernel_spec_manager": ksm},
         )
         t0 = time.perf_counter()
         client.execute()
@@ -147,6 +147,6 @@ def test_portable_notebook_runs_on_simulated_colab(colab, nb_path, tmp_path, rec
     assert (work / "apg" / "book" / "data").is_dir(), "the setup cell did not clone the repository"
     site = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import pgcore, sys; print(pgcore.__file__)"],
-        env={**env, "PYTHONPATH": ""}, capture_output=True, text=True, check=True,
+        env={**env, "PYTHONPATH": ""}, cwd=work, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "site-packages" in site, f"pgcore is not a regular (non-editable) install: {site}"

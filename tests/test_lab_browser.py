@@ -20,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -116,27 +117,29 @@ def _run_all(page) -> float:
     return time.monotonic() - t0
 
 
-def _move_a_live_slider(page) -> list[float]:
-    """Press → on the first live slider five times; seconds until the figure's text changes."""
+def _move_a_live_slider(page) -> list[dict]:
+    """Press → on the first live slider ten times. For each: milliseconds from the key press to
+    the figure's redrawn views (``total``: the slider's message to the kernel, compute, the new
+    tables back, Vega), and the front end's part from the new tables to the drawing (``render``),
+    both timed in the page."""
     handle = page.locator(".jp-OutputArea .widget-slider .noUi-handle").first
     handle.scroll_into_view_if_needed()
     handle.focus()
-    probe = """(h) => {
-        const out = h.closest('.jp-OutputArea-output') || h.closest('.jp-OutputArea');
-        const c = out.cloneNode(true);
-        c.querySelectorAll('.widget-slider, .widget-readout').forEach(e => e.remove());
-        return c.textContent;
+    arm = """(h) => {
+        const fig = h.closest('.jp-OutputArea').querySelector('.pg-figure-widget');
+        window.__pgKey = null; window.__pgRedraw = null;
+        document.addEventListener('keydown', () => { window.__pgKey = performance.now(); },
+                                  {capture: true, once: true});
+        fig.addEventListener('pg-figure-rendered', (e) => {
+            window.__pgRedraw = {total: performance.now() - window.__pgKey, render: e.detail.ms};
+        }, {once: true});
     }"""
     times = []
-    for _ in range(5):
-        before = handle.evaluate(probe)
-        t0 = time.perf_counter()
+    for _ in range(10):
+        handle.evaluate(arm)
         page.keyboard.press("ArrowRight")
-        while handle.evaluate(probe) == before:
-            if time.perf_counter() - t0 > 10:
-                pytest.fail("the live figure did not change within 10 s of a slider move")
-            time.sleep(0.005)
-        times.append(time.perf_counter() - t0)
+        page.wait_for_function("() => window.__pgRedraw !== null", timeout=10_000, polling=10)
+        times.append(page.evaluate("() => window.__pgRedraw"))
     return times
 
 
@@ -171,11 +174,28 @@ def test_chapter_runs_cleanly_in_jupyterlab(lab, chapter, record_property):
         ).count()
         assert math_errors == 0, f"{math_errors} maths errors"
         unresolved = page.locator("[title='Cross Reference Not Found']").count()
-        record_property("cross_chapter_references", unresolved)  # shown as their label
+        record_property("unresolved_references", unresolved)
+        assert unresolved == 0, f"{unresolved} references shown as their label"
+        cites = re.findall(r"\{cite[:\w]*\}|\[[a-z]+\d{4}[a-z]*\]", md)
+        assert not cites, f"citations shown as keys: {cites[:5]}"
+        shots = os.environ.get("PGBOOK_LAB_SHOTS")  # a folder: screenshots to look at
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            link = page.locator(".jp-MarkdownCell a[href*='.github.io/']")  # the book's links
+            for k in range(min(link.count(), 3)):
+                link.nth(k * 4 if k * 4 < link.count() else k).scroll_into_view_if_needed()
+                page.screenshot(path=str(Path(shots) / f"{chapter.stem}-{k}.png"))
         if chapter.name.startswith("01_"):
             times = _move_a_live_slider(page)
-            record_property("live_redraw_seconds", [round(t, 3) for t in times])
-            print(f"live redraw after a slider move: {[round(t, 3) for t in times]} s")
-            assert max(times) < 2.0, times  # a loose bound: the budget (0.1 s) is reported
+            total = sorted(t["total"] for t in times)
+            render = sorted(t["render"] for t in times)
+            summary = (
+                f"live redraw after a slider move (ms, median / worst of {len(times)}): key to "
+                f"drawing {total[len(total) // 2]:.0f} / {total[-1]:.0f}, of which drawing "
+                f"{render[len(render) // 2]:.0f} / {render[-1]:.0f}"
+            )
+            record_property("live_redraw", summary)
+            print(summary)
+            assert total[-1] < 2_000, summary  # a loose bound: the budget (100 ms) is reported
     finally:
         page.close()

@@ -66,6 +66,39 @@ def test_glue_roles_and_eval_view_are_inverse(path):
     assert "{glue:figure}" not in pgbook_lab.glue_to_eval(md)
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_citations_and_references_to_other_chapters_become_links_and_back(path):
+    """In JupyterLab every citation and every reference into another chapter reads as text
+    ("Schulman et al. (2015)", "Lemma “Performance difference” (Policy gradient as policy
+    iteration)") linking the online book; saving restores the role exactly."""
+    index = pgbook_lab.BookIndex()
+    here = f"book/{path.stem}"
+    text = path.read_text(encoding="utf-8")
+    view = pgbook_lab.refs_to_links(text, index, here)
+    assert pgbook_lab.links_to_refs(view) == text
+    left = pgbook_lab.BOOK_ROLE.findall(pgbook_lab.BOOK_LINK.sub("", view))
+    for role, content in left:
+        target = re.sub(r"^.*<([^<>]+)>$", r"\1", content)
+        assert role not in pgbook_lab.CITE_ROLES, f"citation {content!r} not resolved"
+        assert role != "doc", f"{{doc}} {content!r} not resolved"
+        assert index.labels.get(target, (here,))[0] == here, (
+            f"{{{role}}} {content!r} points into another chapter and was not resolved"
+        )
+    for m in pgbook_lab.BOOK_LINK.finditer(view):
+        shown = m.group(0)[1 : m.group(0).index("](")]
+        assert shown and "`" not in shown, m.group(0)  # no role, no label
+
+
+def test_a_citation_and_a_reference_read_as_text():
+    index = pgbook_lab.BookIndex()
+    out = pgbook_lab.refs_to_links(
+        "{cite:t}`schulman2015trpo` and {prf:ref}`lem-ch1-pdl`", index, "book/05_trpo"
+    )
+    assert out.startswith("[Schulman et al. (2015)](https://"), out
+    assert "[Lemma “Performance difference” (Policy gradient as policy iteration)](" in out, out
+    assert "01_policy_iteration.html#lem-ch1-pdl" in out
+
+
 def _contents_manager(root: Path):
     return pgbook_lab.BookContentsManager(root_dir=str(root))
 

@@ -266,16 +266,29 @@ def test_ctrl_c_ends_the_cli_run_with_a_loadable_checkpoint(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT below prints every stack
+        # a process started in the background by a non-interactive shell (a CI runner's
+        # `make test &`) ignores SIGINT, and Python then never raises KeyboardInterrupt: the run
+        # went on for 30 minutes. Ctrl-C in a terminal reaches a run with the default action.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
     csv = logs / "progress.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if csv.exists() and len(csv.read_text().splitlines()) >= 3:  # header + 2 iterations
-            break
+
+    def stacks() -> str:  # where the run is, should it hang
+        proc.send_signal(signal.SIGABRT)
+        return proc.communicate(timeout=60)[1][-4000:]
+
+    deadline = time.monotonic() + 180
+    while not (csv.exists() and len(csv.read_text().splitlines()) >= 3):  # header + 2 rows
         assert proc.poll() is None, proc.communicate()
+        if time.monotonic() > deadline:
+            pytest.fail(f"no two iterations logged within 180 s; the run's stacks:\n{stacks()}")
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the run did not end within 120 s of SIGINT; its stacks:\n{stacks()}")
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     lines = [x for x in err.splitlines() if x.strip()]

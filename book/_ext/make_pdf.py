@@ -99,7 +99,14 @@ def print_page(browser, url: str, base: str) -> tuple[bytes, str]:
             """async (base) => {
                  // what the theme does before printing: open collapsed content
                  window.dispatchEvent(new Event('beforeprint'));
-                 document.querySelectorAll('details').forEach(d => d.open = true);
+                 // and print it as plain blocks: Chromium does not break an open <details>
+                 // across pages (a long code cell came out as blank pages)
+                 for (const d of document.querySelectorAll('details')) {
+                   const div = document.createElement('div');
+                   div.className = d.className;
+                   for (const c of [...d.childNodes]) if (c.nodeName !== 'SUMMARY') div.appendChild(c);
+                   d.replaceWith(div);
+                 }
                  // links to other pages of the book: plain text in the PDF
                  for (const a of document.querySelectorAll('a[href]')) {
                    const url = new URL(a.getAttribute('href'), location.href);

@@ -18,6 +18,13 @@ manager reads and writes the ``.md`` files. :class:`BookContentsManager` adds th
    written by jupytext, without the volatile metadata.
 3. **Multi-line strings in cell metadata** (figure captions) stay YAML literal blocks (``|``),
    as the chapters write them, instead of jupytext's quoted flow strings.
+4. **Citations and references to other chapters.** jupyterlab-myst knows neither the book's
+   bibliography nor the labels of the other chapters, and would show ``{cite}`` keys and
+   labels. On reading, each citation becomes "Schulman et al. (2015)" and each reference into
+   another chapter (``{doc}``, ``{prf:ref}``, ``{ref}``, ``{numref}``, ``{eq}``) "Lemma
+   “Performance difference” (Policy gradient as policy iteration)" or the chapter's title, as
+   a link to the online page; the link's title keeps the original role, and saving turns the
+   link back into it. References within the notebook are left to jupyterlab-myst.
 
 The command line keeps the chapters in that form (``make chapters-normalise``)::
 
@@ -87,6 +94,124 @@ def eval_to_glue(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------
+# 4. citations and references to other chapters, as links (sources only: no build needed)
+
+XREF_ROLES = ("doc", "prf:ref", "ref", "numref", "eq")
+CITE_ROLES = ("cite", "cite:p", "cite:t", "cite:ps", "cite:ts")
+BOOK_ROLE = re.compile(r"\{(" + "|".join(map(re.escape, XREF_ROLES + CITE_ROLES)) + r")\}`([^`]*)`")
+#: a link written by :func:`refs_to_links`: [text](url "{role}`content`")
+BOOK_LINK = re.compile(r"\[[^\]\n]*\]\(\S+ \"(\{[\w:]+\}`[^`\n]*`)\"\)")
+DIRECTIVE_LABEL = re.compile(
+    r"^(?:`{3,}|:{3,})\{([\w:-]+)\}[ \t]*([^\n]*)\n((?::[\w-]+:[^\n]*\n)*)", re.M
+)
+KINDS = {
+    "figure": "Figure", "glue:figure": "Figure", "math": "Equation", "exercise": "Exercise",
+    "solution": "Solution",
+}  # fmt: skip
+
+
+class BookIndex:
+    """Labels, titles and citations of the book's sources, for :func:`refs_to_links`."""
+
+    def __init__(self, book: Path = REPO / "book", config: Path = REPO / "_config.yml"):
+        cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+        url = cfg.get("repository", {}).get("url", "")
+        m = re.match(r"https://github\.com/([^/]+)/([^/]+?)/?$", url)
+        self.base = f"https://{m.group(1)}.github.io/{m.group(2)}/" if m else ""
+        self.titles: dict[str, str] = {}  # docname -> title
+        self.labels: dict[str, tuple[str, str, str]] = {}  # label -> (docname, kind, title)
+        for path in sorted(book.glob("*.md")):
+            self._read(f"book/{path.stem}", path.read_text(encoding="utf-8"))
+        self.bib = {}
+        for bib in cfg.get("bibtex_bibfiles", []):
+            self._read_bib(REPO / bib)
+
+    def _read(self, doc: str, text: str) -> None:
+        body = re.sub(r"^---\n.*?\n---\n", "", text, count=1, flags=re.S)
+        code = re.compile(r"^```\{code-cell\}.*?^```", re.M | re.S)
+        prose = code.sub("", body)
+        h = re.search(r"^# (.+)$", prose, re.M)
+        self.titles[doc] = h.group(1).strip() if h else doc.rsplit("/", 1)[-1]
+        for m in DIRECTIVE_LABEL.finditer(prose):
+            name, arg, opts = m.groups()
+            label = re.search(r"^:(?:label|name):\s*(\S+)", opts, re.M)
+            if label:
+                kind = KINDS.get(name) or name.removeprefix("prf:").replace("-", " ").title()
+                title = arg.strip() if not name.endswith("figure") else ""
+                self.labels[label.group(1)] = (doc, kind, title)
+        for m in re.finditer(r"^\(([\w-]+)\)=\n+#+ (.+)$", prose, re.M):
+            self.labels[m.group(1)] = (doc, "Section", m.group(2).strip())
+        for m in re.finditer(r"^\$\$ *\(([\w-]+)\)$", prose, re.M):
+            self.labels[m.group(1)] = (doc, "Equation", "")
+
+    def _read_bib(self, path: Path) -> None:
+        from pybtex.database import parse_file
+
+        for key, entry in parse_file(str(path)).entries.items():
+            persons = entry.persons.get("author") or entry.persons.get("editor") or []
+            last = [" ".join(p.last_names).replace("{", "").replace("}", "") for p in persons]
+            if not last:
+                who = entry.fields.get("organization", key)
+            elif len(last) <= 2:
+                who = " and ".join(last)
+            else:
+                who = f"{last[0]} et al."
+            self.bib[key] = (who, entry.fields.get("year", ""))
+
+    def url(self, doc: str, anchor: str = "") -> str:
+        return f"{self.base}{doc}.html" + (f"#{anchor}" if anchor else "")
+
+
+def _doc_of(target: str, here: str) -> str:
+    target = target.removesuffix(".md")
+    if target.startswith("/"):
+        return target[1:]
+    return str(Path(here).parent / target).replace("\\", "/")
+
+
+def refs_to_links(text: str, index: BookIndex, here: str) -> str:
+    """Citations and references to other chapters as links that keep their role (see 4.)."""
+
+    def link(m: re.Match) -> str:
+        role, content = m.group(1), m.group(2)
+        explicit = re.match(r"^(.*?)\s*<([^<>]+)>$", content, re.S)
+        text, target = (explicit.group(1), explicit.group(2)) if explicit else (None, content)
+        if role in CITE_ROLES:
+            found = [index.bib.get(k.strip()) for k in target.split(",") if k.strip()]
+            if not found or None in found:
+                return m.group(0)
+            if role.startswith("cite:t"):
+                shown = "; ".join(f"{who} ({year})" for who, year in found)
+            else:
+                shown = "(" + "; ".join(f"{who}, {year}" for who, year in found) + ")"
+            url = index.url("book/bibliography")
+        elif role == "doc":
+            doc = _doc_of(target, here)
+            if doc not in index.titles or doc == here:
+                return m.group(0)
+            shown, url = text or index.titles[doc], index.url(doc)
+        else:
+            if target not in index.labels or index.labels[target][0] == here:
+                return m.group(0)  # within the notebook: jupyterlab-myst resolves it
+            doc, kind, title = index.labels[target]
+            if text:
+                shown = text
+            else:
+                name = f"{kind} “{title}”" if title and kind != "Section" else title or kind
+                shown = f"{name} ({index.titles[doc]})"
+            url = index.url(doc, target)
+        shown = shown.replace("[", "(").replace("]", ")")
+        return f'[{shown}]({url} "{m.group(0)}")'
+
+    return BOOK_ROLE.sub(link, text)
+
+
+def links_to_refs(text: str) -> str:
+    """The inverse of :func:`refs_to_links`."""
+    return BOOK_LINK.sub(lambda m: m.group(1), text)
+
+
+# ------------------------------------------------------------------------------------------
 # 2. volatile metadata and the unchanged-notebook check
 
 VOLATILE_CELL_KEYS = {
@@ -107,7 +232,8 @@ def _clean_cells(nb) -> None:
             del meta[key]
         if cell.get("cell_type") == "markdown":
             src = cell.get("source", "")
-            cell["source"] = eval_to_glue("".join(src) if isinstance(src, list) else src)
+            src = "".join(src) if isinstance(src, list) else src
+            cell["source"] = links_to_refs(eval_to_glue(src))
 
 
 def _cells_key(nb) -> list:
@@ -138,6 +264,15 @@ try:
 except ImportError:  # pragma: no cover - jupyter_server missing: CLI use only
     AsyncTextFileContentsManager = None
 
+_INDEX: list[BookIndex] = []
+
+
+def _book_index() -> BookIndex:
+    if not _INDEX:
+        _INDEX.append(BookIndex())
+    return _INDEX[0]
+
+
 if AsyncTextFileContentsManager is not None:
 
     class BookContentsManager(AsyncTextFileContentsManager):
@@ -154,9 +289,12 @@ if AsyncTextFileContentsManager is not None:
                 and str(path).endswith(".md")
                 and model.get("content") is not None
             ):
+                here = Path(path.strip("/")).with_suffix("").as_posix()
                 for cell in model["content"].get("cells", []):
                     if cell.get("cell_type") == "markdown":
-                        cell["source"] = glue_to_eval(cell["source"])
+                        cell["source"] = refs_to_links(
+                            glue_to_eval(cell["source"]), _book_index(), here
+                        )
             return model
 
         async def save(self, model, path=""):

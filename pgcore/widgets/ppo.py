@@ -1028,7 +1028,7 @@ def cartpole_kl_figure(traces: dict, clips: dict) -> DataFigure:
         )
         line = (
             alt.Chart(alt.Data(name="trace"))
-            .mark_line()
+            .mark_line(point=True)
             .encode(
                 x=x,
                 y=y,
