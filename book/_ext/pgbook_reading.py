@@ -11,12 +11,16 @@ as it is).
    then shows finished maths with the first paint: it neither downloads MathJax (264 kB gzipped)
    nor spends seconds of a phone's CPU typesetting, and there is never raw TeX on screen. Every
    formula keeps MathJax's assistive MathML (screen readers read it), and no formula is a tab stop
-   (there is no MathJax menu). The two fonts every page uses are preloaded.
+   (there is no MathJax menu). The fonts a page's formulas use are preloaded.
 
 2. **No icon JavaScript.** pydata-sphinx-theme loads Font Awesome twice: ``fontawesome.js``
    (every icon of Font Awesome as SVG, 543 kB gzipped) and the same icons as web fonts in its CSS
    (another 275 kB). The script goes; the web fonts are cut down to the icons the built pages use
    (a few kB) and the theme's ``@font-face`` rules point at the cut-down fonts.
+
+3. **One stylesheet, no script in the way.** The theme's 14 stylesheets become one file (each
+   request is a round trip on a phone), its synchronous scripts are deferred, and its script
+   preloads go (they competed with the stylesheet and the fonts for the first paint).
 
 A page whose maths cannot be typeset (a TeX error) fails the build, as MathJax's red error box
 would otherwise reach the reader.

@@ -31,7 +31,6 @@ import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,6 @@ __all__ = [
     "STATIC_DIR",
     "pick_nearest",
     "one_thread",
-    "simplex_grid",
 ]
 
 #: The browser files (pgfigure.js, vega.min.js, vega-lite.min.js), shipped as package data.
@@ -78,29 +76,6 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-@lru_cache(maxsize=8)
-def simplex_grid(n: int, *, interior: bool) -> np.ndarray:
-    """Barycentric grid points (p₀, p₁, p₂) with denominators n on the 2-simplex, [N, 3].
-
-    The array is cached and shared: do not modify it.
-
-    ``interior=True``: only the points with every coordinate ≥ 1/n (strictly inside). ``interior=False``:
-    the whole grid, boundary included, with each coordinate raised to at least 10⁻⁴ and the
-    rows renormalised (so a KL to any point stays finite).
-    """
-    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    if interior:
-        keep = (i >= 1) & (j >= 1) & (i + j < n)
-        i, j = i[keep], j[keep]
-        pts = np.stack([i, j, n - i - j], axis=-1) / n
-    else:
-        keep = i + j <= n
-        p1, p2 = i[keep] / n, j[keep] / n
-        pts = np.clip(np.stack([1 - p1 - p2, p1, p2], axis=-1), 1e-4, None)
-        pts /= pts.sum(-1, keepdims=True)
-    return pts
 
 
 # -- grids and sliders -------------------------------------------------------------------------

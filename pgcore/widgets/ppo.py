@@ -792,20 +792,6 @@ def _beta_readout(values: dict, t: dict) -> str:
     )
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _pow10_axis(lo: int, hi: int, step: int = 1) -> alt.Axis:
-    """A log axis with ticks (and grid lines) at 10^lo, 10^(lo+step), … labelled 10⁻⁵ …, 0.1, 1, 10."""
-    exps = list(range(lo, hi + 1, step))
-
-    def label(e: int) -> str:
-        return {-1: "0.1", 0: "1", 1: "10", 2: "100"}.get(e, "10" + str(e).translate(_SUPERSCRIPT))
-
-    expr = "".join(f"abs(log(datum.value) / LN10 - ({e})) < 0.01 ? '{label(e)}' : " for e in exps)
-    return alt.Axis(values=[10.0**e for e in exps], labelExpr=expr + "''")
-
-
 def _log_range(values) -> tuple[int, int]:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
@@ -820,7 +806,7 @@ def _log_scale(values) -> alt.Scale:
 
 def _log_axis(values) -> alt.Axis:
     lo, hi = _log_range(values)
-    return _pow10_axis(lo, hi, 1 if hi - lo <= 5 else 2)
+    return style.log_axis(lo, hi, 1 if hi - lo <= 5 else 2)
 
 
 def _beta_panels() -> list:
@@ -868,7 +854,12 @@ def _beta_panels() -> list:
     beta_scale = alt.Scale(type="log", domain=[5e-6, 200], nice=False)
     p1 = alt.layer(
         *lines(
-            "beta", "β used by the update", beta_scale, ".3g", step=True, axis=_pow10_axis(-5, 1, 2)
+            "beta",
+            "β used by the update",
+            beta_scale,
+            ".3g",
+            step=True,
+            axis=style.log_axis(-5, 1, 2),
         )
     ).properties(height=style.PANEL_HEIGHT, title="The penalty β of each update")
     band = (
@@ -887,7 +878,7 @@ def _beta_panels() -> list:
     )
     kl_scale = alt.Scale(type="log", domain=[1e-8, 1], nice=False)
     kl_lines = lines(
-        "kl", "mean KL(π_old ‖ π_new)", kl_scale, ".3g", step=False, axis=_pow10_axis(-8, 0, 2)
+        "kl", "mean KL(π_old ‖ π_new)", kl_scale, ".3g", step=False, axis=style.log_axis(-8, 0, 2)
     )
     p2 = alt.layer(band, *kl_lines).properties(
         height=style.PANEL_HEIGHT, title="KL of each update (band: target)"

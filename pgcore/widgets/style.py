@@ -205,18 +205,24 @@ def browser_style() -> dict:
     }
 
 
-#: Tick labels of a log axis: plain numbers from 0.001 to 1000, ``1e-7`` style beyond.
-LOG_LABELS = (
-    "datum.value >= 0.001 && datum.value <= 1000 ? format(datum.value, '~g') "
-    ": format(datum.value, '.0e')"
-)
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def pow10_label(e: int) -> str:
+    """The tick label of 10^e: a plain number from 0.001 to 1000, ``10⁻⁵`` beyond."""
+    return format(10.0**e, "g") if -3 <= e <= 3 else "10" + str(e).translate(_SUPERSCRIPT)
 
 
 def log_axis(lo: int, hi: int, step: int = 1):
-    """A log-scale axis with a labelled tick at every ``step``-th power of ten, 10^lo … 10^hi."""
+    """A log-scale axis with a labelled tick (and grid line) at every ``step``-th power of ten,
+    10^lo … 10^hi, labelled by :func:`pow10_label`."""
     import altair as alt
 
-    return alt.Axis(values=[10.0**k for k in range(lo, hi + 1, step)], labelExpr=LOG_LABELS)
+    exps = range(lo, hi + 1, step)
+    expr = "".join(
+        f"abs(log(datum.value) / LN10 - ({e})) < 0.01 ? '{pow10_label(e)}' : " for e in exps
+    )
+    return alt.Axis(values=[10.0**e for e in exps], labelExpr=expr + "''")
 
 
 def log_y(col: str, title: str, lo: int, hi: int, step: int = 1):
