@@ -538,13 +538,25 @@ def _new_context(browser, base, width, height, mode, **kw):
     return context, page
 
 
+#: Two animation frames, or 200 ms if the page renders no frame (seen once in CI: headless
+#: Chromium stopped producing frames for a page, and an await on requestAnimationFrame alone hung
+#: the test run until it was killed).
+NEXT_FRAME = (
+    "const nextFrame = () => new Promise(r => { "
+    "requestAnimationFrame(() => requestAnimationFrame(r)); setTimeout(r, 200); });"
+)
+
+
 def _upgrade_figures(page) -> bool:
     """Bring each figure near the viewport (they upgrade lazily); True when every slider is live."""
     page.evaluate(
         """async () => {
+             """
+        + NEXT_FRAME
+        + """
              for (const f of document.querySelectorAll('.pg-figure')) {
                f.scrollIntoView({block: 'center'});
-               await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+               await nextFrame();
              }
              window.scrollTo(0, 0);
            }"""
@@ -860,9 +872,12 @@ def test_page_weight(doc, width, gzip_server, browser):
         biggest = sorted(((n, urls.get(k, "?")) for k, n in sizes.items()), reverse=True)[:5]
         page.evaluate(
             """async () => {
+                 """
+            + NEXT_FRAME
+            + """
                  for (let y = 0; y < document.documentElement.scrollHeight; y += innerHeight / 2) {
                    window.scrollTo(0, y);
-                   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+                   await nextFrame();
                  }
                }"""
         )
@@ -881,25 +896,31 @@ def test_page_weight(doc, width, gzip_server, browser):
 
 #: Records, in the page, when its maths is readable: typeset (at build time, or by MathJax in
 #: the browser if a page still loads it), painted, and with no MathJax font still loading. It
-#: checks at every frame (requestAnimationFrame), so the time is that of the frame that shows it.
+#: checks at every frame (requestAnimationFrame), so the time is that of the frame that shows it,
+#: and every 50 ms in case frames stop.
 _MATHS_READY_PROBE = """
 (() => {
   const mathjaxDone = () => !window.MathJax || !MathJax.startup || !MathJax.startup.promise
       ? !document.querySelector('script[src*="mathjax/"]') : window.__pgMathjaxDone;
   const fontsLoading = () => [...document.fonts].some(f => /^MJX/.test(f.family) && f.status === 'loading');
-  const tick = (frame) => {
+  const check = (t) => {
+    if (window.__pgMathsReady !== undefined) return true;
     if (window.MathJax && MathJax.startup && MathJax.startup.promise && !window.__pgHooked) {
       window.__pgHooked = true;
       MathJax.startup.promise.then(() => { window.__pgMathjaxDone = true; });
     }
     const painted = performance.getEntriesByName('first-contentful-paint').length > 0;
     if (document.querySelector('mjx-container') && painted && mathjaxDone() && !fontsLoading()) {
-      window.__pgMathsReady = frame;
-      return;
+      window.__pgMathsReady = t;
+      return true;
     }
-    requestAnimationFrame(tick);
+    return false;
   };
-  requestAnimationFrame(tick);
+  const frame = (t) => { if (!check(t)) requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+  const timer = setInterval(() => {  // should frames stop, a timer still looks
+    if (check(performance.now())) clearInterval(timer);
+  }, 50);
 })();
 """
 

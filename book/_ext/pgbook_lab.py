@@ -148,18 +148,23 @@ class BookIndex:
         from pybtex.database import parse_file
 
         for key, entry in parse_file(str(path)).entries.items():
-            persons = entry.persons.get("author") or entry.persons.get("editor") or []
-            last = [" ".join(p.last_names).replace("{", "").replace("}", "") for p in persons]
-            if not last:
-                who = entry.fields.get("organization", key)
-            elif len(last) <= 2:
-                who = " and ".join(last)
-            else:
-                who = f"{last[0]} et al."
-            self.bib[key] = (who, entry.fields.get("year", ""))
+            self.bib[key] = author_year(entry)
 
     def url(self, doc: str, anchor: str = "") -> str:
         return f"{self.base}{doc}.html" + (f"#{anchor}" if anchor else "")
+
+
+def author_year(entry) -> tuple[str, str]:
+    """("Schulman et al.", "2015") for a pybtex entry: one or two surnames, else "et al."."""
+    persons = entry.persons.get("author") or entry.persons.get("editor") or []
+    last = [" ".join(p.last_names) for p in persons]
+    if not last:
+        authors = entry.fields.get("organization", entry.fields.get("title", "?"))
+    elif len(last) <= 2:
+        authors = " and ".join(last)
+    else:
+        authors = f"{last[0]} et al."
+    return authors.replace("{", "").replace("}", ""), entry.fields.get("year", "")
 
 
 def _doc_of(target: str, here: str) -> str:

@@ -27,6 +27,8 @@ from ast import literal_eval
 from pathlib import Path
 from typing import Any
 
+from pgbook_lab import author_year
+
 from pgcore.notebook import format_plain_text
 
 SETUP_TAG = "pgbook-colab-setup"
@@ -127,7 +129,7 @@ class Resolver:
                     (d for d in self.env.found_docs if d.endswith("bibliography")), "bibliography"
                 )
                 for c in dom.citations:
-                    self._cites[c.key] = (bib_doc, c.citation_id, _author_year(c.entry))
+                    self._cites[c.key] = (bib_doc, c.citation_id, author_year(c.entry))
             except Exception as exc:  # pragma: no cover - no bibtex in this build
                 self.warnings.append(f"citations: {exc}")
         parts = []
@@ -163,21 +165,6 @@ class Resolver:
             return f"`{out['text/plain']}`", "text"
         self.warnings.append(f"glue figure {key!r} not found")
         return "", "missing"
-
-
-def _author_year(entry) -> tuple[str, str]:
-    persons = entry.persons.get("author") or entry.persons.get("editor") or []
-    last = [" ".join(p.last_names) for p in persons]
-    if not last:
-        authors = entry.fields.get("organization", entry.fields.get("title", "?"))
-    elif len(last) == 1:
-        authors = last[0]
-    elif len(last) == 2:
-        authors = f"{last[0]} and {last[1]}"
-    else:
-        authors = f"{last[0]} et al."
-    authors = authors.replace("{", "").replace("}", "")
-    return authors, entry.fields.get("year", "")
 
 
 # ------------------------------------------------------------------------------------------
