@@ -40,6 +40,7 @@ from pgcore._checks import (
 __all__ = [
     "ALGOS",
     "DEFAULTS",
+    "MUJOCO_TASKS",
     "RolloutConfig",
     "VPGConfig",
     "NPGConfig",
@@ -134,6 +135,13 @@ class RolloutConfig:
         1.0,
         "constant factor on the rewards used for learning (reported returns are unscaled)",
         check_positive,
+    )
+    scale_rewards: bool = _f(
+        False,
+        "divide the rewards used for learning by the running standard deviation of the "
+        "discounted return Σγᵏr (Engstrom et al. 2020's reward scaling; no mean subtracted, no "
+        "clipping; reported returns are unscaled)",
+        check_bool,
     )
     hidden: tuple[int, ...] = _f(
         (64, 64), "hidden-layer widths of the tanh MLPs (policy and value)", check_hidden
@@ -297,6 +305,33 @@ def config_class(algo: str) -> type[RolloutConfig]:
     return CONFIG_CLASSES[family(algo)]
 
 
+#: the seven MuJoCo tasks of the PPO paper's Table 1 (gymnasium's v5 versions; ``pip install
+#: pgcore[mujoco]``)
+MUJOCO_TASKS = (
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "InvertedDoublePendulum-v5",
+    "InvertedPendulum-v5",
+    "Reacher-v5",
+    "Swimmer-v5",
+    "Walker2d-v5",
+)
+
+#: Their preset: the PPO paper's MuJoCo settings (Schulman et al. 2017, Table 3: horizon 2048
+#: on one environment, 10 epochs of minibatch 64, Adam 3·10⁻⁴, γ 0.99, λ 0.95, ε 0.2) with
+#: the observation normalisation of its code (OpenAI Baselines' ``ppo1``); TRPO and NPG with
+#: the same batch, the trust region δ = 0.01 of Schulman et al. (2015) and CG damping 0.1.
+#: Everything else keeps pgcore's base values (for PPO: the learning rate annealed to 0,
+#: gradient norm clipped at 0.5, the state-independent log σ starting at 0). A starting
+#: point, not tuned here.
+_MUJOCO = {
+    "*": {"num_envs": 1, "n_steps": 2048, "gamma": 0.99, "lam": 0.95, "normalize_obs": True},
+    "ppo": {"lr": 3e-4, "epochs": 10, "minibatch_size": 64, "clip": 0.2},
+    "trpo": {"max_kl": 0.01, "damping": 0.1, "vf_epochs": 10, "vf_minibatch_size": 64},
+    "npg": {"max_kl": 0.01, "damping": 0.1, "vf_epochs": 10, "vf_minibatch_size": 64},
+}
+
+
 def _freeze(d: Mapping) -> Mapping:
     return MappingProxyType({k: _freeze(v) if isinstance(v, Mapping) else v for k, v in d.items()})
 
@@ -375,6 +410,7 @@ DEFAULTS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _freeze(
         "MountainCarContinuous-v0": {
             "*": {"normalize_obs": True},
         },
+        **{env_id: _MUJOCO for env_id in MUJOCO_TASKS},
     }
 )
 

@@ -262,7 +262,17 @@ class RolloutCollector:
     undiscounted returns of the episodes that finished during that call.
 
     ``reward_scale`` multiplies the rewards that enter GAE (and so the value targets);
-    the reported episode returns are always the environment's own.
+    the reported episode returns are always the environment's own. With ``return_rms`` (a
+    :class:`RunningMeanStd` of dimension 1) the rewards are also divided by the running
+    standard deviation of the discounted return, the *reward scaling* of Engstrom et al.
+    (2020):
+
+        R_t = γ·R_{t−1}·(1 − done_{t−1}) + r_t,   r̃_t = r_t / sqrt(Var[R] + 10⁻⁸),
+
+    where R runs on across iterations per environment and the variance is that of every R_t
+    seen so far, this rollout's included (merged at its end, so one scale serves the whole
+    batch). The mean of R is not subtracted and nothing is clipped: the rewards keep their
+    sign and their ratios.
 
     With ``normalize_obs`` the policy and value function see observations normalised by a
     :class:`RunningMeanStd` that is frozen during a rollout and updated with the rollout's
@@ -289,8 +299,10 @@ class RolloutCollector:
         obs_rms: RunningMeanStd | None = None,
         bootstrap_truncated: bool = True,
         clip_actions: bool = True,
+        return_rms: RunningMeanStd | None = None,
     ) -> None:
         self.env = env
+        self.return_rms = return_rms
         self.bootstrap_truncated = bool(bootstrap_truncated)
         self.clip_actions = bool(clip_actions)
         self.generator = torch.Generator().manual_seed(seed) if generator is None else generator
@@ -309,6 +321,7 @@ class RolloutCollector:
         self.autoreset = np.zeros(self.num_envs, dtype=bool)
         self.ep_return = np.zeros(self.num_envs, dtype=np.float64)
         self.ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.disc_return = np.zeros(self.num_envs, dtype=np.float64)
         self.env_steps = 0
 
     def _policy_input(self, obs: np.ndarray) -> Tensor:
@@ -334,7 +347,6 @@ class RolloutCollector:
         x_buf: list[Tensor] = []
         act_buf: list[Tensor] = []
         logp_buf = torch.empty(T, N)
-        val_buf = torch.empty(T + 1, N)
         rew = np.empty((T, N), dtype=np.float64)
         term = np.empty((T, N), dtype=bool)
         trunc = np.empty((T, N), dtype=bool)
@@ -348,7 +360,6 @@ class RolloutCollector:
             dist = policy.distribution(x)
             action = sample_action(dist, self.generator)
             logp_buf[t] = dist.log_prob(action)
-            val_buf[t] = value_fn(x)
             x_buf.append(x)
             act_buf.append(action)
             a_np = action.numpy()
@@ -370,10 +381,17 @@ class RolloutCollector:
             self.autoreset = done
             self.obs = np.asarray(obs, dtype=np.float64).reshape(self.obs.shape)
         obs_buf[T] = self.obs
-        val_buf[T] = value_fn(self._policy_input(self.obs))
+        # V(s_0..s_T) in one forward pass after the loop: the value network does not act, so
+        # it need not run at every step (s_T bootstraps the last step, and a truncated step's
+        # next observation is its final one under NEXT_STEP autoreset)
+        x_all = torch.stack([*x_buf, self._policy_input(self.obs)])
+        val_buf = value_fn(x_all.reshape((T + 1) * N, -1)).reshape(T + 1, N)
         values = val_buf[:T]
+        learn_rew = rew * self.reward_scale
+        if self.return_rms is not None:
+            learn_rew = learn_rew / self._return_std(rew, term | trunc, valid, gamma)
         adv, ret = gae(
-            torch.from_numpy(rew * self.reward_scale).float(),
+            torch.from_numpy(learn_rew).float(),
             values,
             val_buf[1:],
             torch.from_numpy(term if self.bootstrap_truncated else term | trunc),
@@ -384,7 +402,7 @@ class RolloutCollector:
         mask = torch.from_numpy(valid).reshape(-1)
         n = int(mask.sum())
         batch = Batch(
-            obs=torch.stack(x_buf).reshape(T * N, -1)[mask],
+            obs=x_all[:T].reshape(T * N, -1)[mask],
             actions=torch.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:])[mask],
             advantages=adv.reshape(-1)[mask],
             logp_old=logp_buf.reshape(-1)[mask],
@@ -402,3 +420,18 @@ class RolloutCollector:
             "env_steps": self.env_steps,
         }
         return batch, info
+
+    def _return_std(
+        self, rew: np.ndarray, done: np.ndarray, valid: np.ndarray, gamma: float
+    ) -> float:
+        """Run the discounted returns R_t through this rollout's rewards, merge the real
+        steps' R_t into ``return_rms`` and return sqrt(Var[R] + ε)."""
+        R = np.empty_like(rew)
+        acc = self.disc_return
+        for t in range(rew.shape[0]):
+            acc = gamma * acc + rew[t]
+            R[t] = acc
+            acc = np.where(done[t], 0.0, acc)
+        self.disc_return = acc
+        self.return_rms.update(R[valid])
+        return float(np.sqrt(self.return_rms.var[0] + self.return_rms.eps))

@@ -159,7 +159,8 @@ class TrainResult:
     (see :func:`train`), ``config`` the full resolved configuration (a plain dict: the
     hyperparameters, the task and the spaces), ``optimizer_state`` what :func:`train`
     needs to resume (``init=result``): the optimisers' state dicts and the adaptive β.
-    ``interrupted`` is True when the run was stopped by Ctrl-C.
+    ``return_rms`` holds the statistics of the discounted return with ``scale_rewards``
+    (None otherwise). ``interrupted`` is True when the run was stopped by Ctrl-C.
     """
 
     policy: nn.Module
@@ -169,6 +170,7 @@ class TrainResult:
     obs_rms: RunningMeanStd | None = field(default=None)
     optimizer_state: dict[str, Any] | None = field(default=None)
     interrupted: bool = False
+    return_rms: RunningMeanStd | None = field(default=None)
 
     @torch.no_grad()
     def act(
@@ -678,8 +680,9 @@ def train(
     ``distribution(obs) -> torch.distributions.Distribution`` (``log_prob(actions)`` of shape
     [B]; Categorical, Normal or Independent(Normal) for sampling) and ``value_fn(obs)`` of
     shape [B]. They are trained in place. ``init`` resumes from a previous result of the
-    same algorithm family: copies of its models, its optimiser state, its β and its
-    observation normaliser (the new run's history and step count start at zero).
+    same algorithm family: copies of its models, its optimiser state, its β, its
+    observation normaliser and its return statistics (``scale_rewards``); the new run's
+    history and step count start at zero.
 
     The run has ⌈total_steps / (num_envs · n_steps)⌉ iterations. ``history`` gets one dict
     per iteration with ``iteration``, ``env_steps`` (cumulative), ``episode_returns``,
@@ -792,11 +795,14 @@ def _run(
     start = time.perf_counter()
     gens = _generators(config["seed"])
     obs_rms = None
+    return_rms = RunningMeanStd(1) if cfg.scale_rewards else None
     if init is not None:
         if init.config["obs_dim"] != config["obs_dim"] or init.config["action"] != config["action"]:
             raise ValueError("init: its policy was trained on different observation/action spaces")
         policy, value_fn = copy.deepcopy(init.policy), copy.deepcopy(init.value_fn)
         obs_rms = copy.deepcopy(init.obs_rms)
+        if return_rms is not None and init.return_rms is not None:
+            return_rms = copy.deepcopy(init.return_rms)
     if policy is None or value_fn is None:
         default_policy, default_value = _build_models(config, gens["init"])
         policy = default_policy if policy is None else policy
@@ -816,6 +822,7 @@ def _run(
         obs_rms=obs_rms,
         bootstrap_truncated=cfg.bootstrap_truncated,
         clip_actions=cfg.clip_actions,
+        return_rms=return_rms,
     )
     per_iter = cfg.batch_steps
     n_iters = math.ceil(config["total_steps"] / per_iter)
@@ -915,6 +922,7 @@ def _run(
         collector.obs_rms,
         optimizer_state=copy.deepcopy(updater.state()),
         interrupted=interrupted,
+        return_rms=collector.return_rms,
     )
 
 
@@ -1058,6 +1066,7 @@ def save(result: TrainResult, path: str | os.PathLike) -> None:
         "value_fn": result.value_fn.state_dict(),
         "obs_rms": None if result.obs_rms is None else result.obs_rms.state_dict(),
         "optimizer_state": result.optimizer_state,
+        "return_rms": None if result.return_rms is None else result.return_rms.state_dict(),
         "interrupted": bool(result.interrupted),
         "history": result.history,
     }
@@ -1098,6 +1107,10 @@ def load(
     if state["obs_rms"] is not None:
         obs_rms = RunningMeanStd(config["obs_dim"])
         obs_rms.load_state_dict(state["obs_rms"])
+    return_rms = None
+    if state.get("return_rms") is not None:
+        return_rms = RunningMeanStd(1)
+        return_rms.load_state_dict(state["return_rms"])
     return TrainResult(
         policy,
         value_fn,
@@ -1106,6 +1119,7 @@ def load(
         obs_rms,
         optimizer_state=state.get("optimizer_state"),
         interrupted=bool(state.get("interrupted", False)),
+        return_rms=return_rms,
     )
 
 

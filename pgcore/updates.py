@@ -690,7 +690,7 @@ def ppo_update(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(params, max_grad_norm)
+                    nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
                 optimizer.step()
             if stopped:
                 break

@@ -323,3 +323,41 @@ def test_bootstrap_truncated_false_treats_the_time_limit_as_termination():
     t = batch.obs[:, 0].double()
     expected = torch.where(t == 4.0, 1.0 - t, 1.0 + 0.9 * (t + 1) - t)
     np.testing.assert_allclose(batch.advantages.double().numpy(), expected.numpy(), rtol=1e-6)
+
+
+class Zero(nn.Module):
+    """V ≡ 0: GAE is then linear in the rewards, so scaled and unscaled targets compare."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(obs.shape[0])
+
+
+def test_reward_scaling_divides_by_the_std_of_the_discounted_return():
+    gamma = 0.9
+    runs = {}
+    for scaled in (False, True):
+        env = make_vector_env("pgcoretest/Counter-v0", 2)
+        rms = RunningMeanStd(1) if scaled else None
+        collector = RolloutCollector(env, seed=0, return_rms=rms)
+        batch, _ = collector.collect(CategoricalMLPPolicy(1, 2), Zero(), 8, gamma, 1.0)
+        runs[scaled] = (batch, collector)
+    # each env: steps 0-4 real (R = 1, 1 + γ, ..., Σ_{k<5} γᵏ), 5 the reset step, 6-7 real
+    # (a new episode: R = 1, 1 + γ); the reset step is not merged
+    R = np.cumsum(gamma ** np.arange(5))
+    seen = np.concatenate([R, R[:2], R, R[:2]])
+    rms = runs[True][1].return_rms
+    np.testing.assert_allclose(rms.mean, [seen.mean()], rtol=1e-4)
+    np.testing.assert_allclose(rms.var, [seen.var()], rtol=1e-4)
+    std = np.sqrt(rms.var[0] + rms.eps)
+    np.testing.assert_allclose(
+        runs[True][0].returns.numpy() * std, runs[False][0].returns.numpy(), rtol=1e-5
+    )
+    # the running discounted return continues into the next rollout, episode by episode
+    np.testing.assert_allclose(runs[True][1].disc_return, [R[1], R[1]])
+
+
+def test_reward_scaling_leaves_the_reported_returns_alone():
+    env = make_vector_env("pgcoretest/Counter-v0", 2)
+    collector = RolloutCollector(env, seed=0, return_rms=RunningMeanStd(1))
+    _, info = collector.collect(CategoricalMLPPolicy(1, 2), Zero(), 12, 0.99, 0.95)
+    assert info["episode_returns"] == [5.0] * 4

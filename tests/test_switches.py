@@ -117,3 +117,24 @@ def test_clip_actions_switch(clip):
 
 def test_cli_parses_the_log_std_choice():
     assert parse_value("log_std", "network", "str") == "network"
+
+
+def test_scale_rewards_is_off_by_default_and_refuses_non_booleans():
+    assert resolve_hparams("Hopper-v5", "ppo-clip")["scale_rewards"] is False
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="scale_rewards"):
+            make_config("CartPole-v1", "trpo", scale_rewards=bad)
+
+
+def test_scale_rewards_statistics_are_saved_loaded_and_resumed(tmp_path):
+    res = train("Pendulum-v1", "ppo-clip", total_steps=1024, scale_rewards=True, progress=False)
+    rms = res.return_rms
+    # Pendulum's rewards lie in [−16.3, 0]: the discounted returns (γ = 0.9) have a spread
+    assert rms is not None and rms.count > 1000 and rms.var[0] > 1.0
+    save(res, tmp_path / "run.pt")
+    back = load(tmp_path / "run.pt")
+    np.testing.assert_array_equal(back.return_rms.var, rms.var)
+    assert back.return_rms.count == rms.count
+    more = train("Pendulum-v1", "ppo-clip", total_steps=1024, init=back, progress=False)
+    assert more.return_rms.count == rms.count + 1024 - 4  # one reset step per env (its time limit)
+    assert train("Pendulum-v1", "ppo-clip", total_steps=1024, progress=False).return_rms is None

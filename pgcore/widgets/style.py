@@ -124,7 +124,8 @@ _GRID = "#8a8f98"
 def vega_config(dark: bool = False) -> dict:
     """The Vega-Lite ``config`` for light (default) or dark mode: fonts, sizes, colours."""
     text = TEXT_DARK if dark else TEXT
-    axis = {
+    # the labels and titles of axes and legends alike
+    lettering = {
         "labelFont": FONT,
         "titleFont": FONT,
         "labelFontSize": LABEL_SIZE,
@@ -132,6 +133,9 @@ def vega_config(dark: bool = False) -> dict:
         "titleFontWeight": "normal",
         "labelColor": text,
         "titleColor": text,
+    }
+    axis = {
+        **lettering,
         "domainColor": _GRID,
         "tickColor": _GRID,
         "gridColor": _GRID,
@@ -145,13 +149,7 @@ def vega_config(dark: bool = False) -> dict:
         "aria": False,
     }
     legend = {
-        "labelFont": FONT,
-        "titleFont": FONT,
-        "labelFontSize": LABEL_SIZE,
-        "titleFontSize": TITLE_SIZE,
-        "titleFontWeight": "normal",
-        "labelColor": text,
-        "titleColor": text,
+        **lettering,
         "labelLimit": 400,
         "orient": "bottom",
         "direction": "vertical",
