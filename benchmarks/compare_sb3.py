@@ -135,6 +135,7 @@ PAPER_MUJOCO: dict[str, Any] = {
     },
 }
 ZOO["PPO/Hopper-v5"] = PAPER_MUJOCO
+ZOO["PPO/HalfCheetah-v5"] = PAPER_MUJOCO
 
 #: task name → (env id, threshold, step budget, pgcore algo, SB3 algorithm). A threshold of
 #: +inf makes a fixed-budget task: every run trains for the whole budget and the table
@@ -145,6 +146,7 @@ TASKS: dict[str, tuple[str, float, int, str, str]] = {
     "ppo-Acrobot-v1": ("Acrobot-v1", -100.0, 100_000, "ppo-clip", "PPO"),
     "ppo-Pendulum-v1": ("Pendulum-v1", -200.0, 100_000, "ppo-clip", "PPO"),
     "ppo-Hopper-v5": ("Hopper-v5", float("inf"), 51_200, "ppo-clip", "PPO"),
+    "ppo-HalfCheetah-v5": ("HalfCheetah-v5", float("inf"), 51_200, "ppo-clip", "PPO"),
     "ppo-CartPole-v1-mb256": ("CartPole-v1", 475.0, 100_000, "ppo-clip", "PPO"),
 }
 #: pgcore hyperparameters on top of its preset, per task. ``ppo-CartPole-v1-mb256`` is PPO
