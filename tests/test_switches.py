@@ -1,6 +1,6 @@
 """The code-level switches of PPO/TRPO implementations (Engstrom et al. 2020) as config fields:
-orthogonal initialisation, action clipping, Adam's ε and the log-σ parametrisation. Their
-defaults keep today's behaviour (bitwise: tests/test_fingerprints.py)."""
+orthogonal initialisation, action clipping, Adam's ε, the log-σ parametrisation and reward
+scaling. Their defaults keep today's behaviour (bitwise: tests/test_fingerprints.py)."""
 
 from __future__ import annotations
 
