@@ -254,7 +254,7 @@ def _fmt(x: float, nd: int = 1) -> str:
 
 def budget_table(task: str, runs: list[dict]) -> str:
     """A fixed-budget task: final returns and times over the whole budget."""
-    env_id, _, budget, algo, sb3_algo = TASKS[task]
+    _, _, budget, algo, sb3_algo = TASKS[task]
     lines = [
         f"### {task}: pgcore {algo} vs {sb3_algo} (fixed budget {budget:,} steps, the same "
         "hyperparameters)",

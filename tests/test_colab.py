@@ -1,7 +1,7 @@
 """A Colab simulation: every portable notebook of the built book runs in a fresh environment.
 
 The environment is a new virtual environment outside the repository holding only what Colab
-preinstalls that the book uses (torch, numpy, matplotlib, ipywidgets, ipykernel). A fake
+preinstalls that the book uses (torch, numpy, pandas, matplotlib, ipywidgets, ipykernel). A fake
 ``google.colab`` module on the kernel's PYTHONPATH makes the notebooks' setup cell (which tries
 ``import google.colab``) believe it runs on Colab, and ``PGBOOK_REPO`` points its ``git clone`` at a snapshot of this working tree
 (the cell defaults to the GitHub repository). Each notebook then runs from its own directory
@@ -28,7 +28,7 @@ import pytest
 from .conftest import REPO
 
 HTML = os.environ.get("PGBOOK_HTML")
-PINS = ("torch", "numpy", "matplotlib", "ipywidgets", "ipykernel")
+PINS = ("torch", "numpy", "pandas", "matplotlib", "ipywidgets", "ipykernel")
 CELL_TIMEOUT = 900
 
 

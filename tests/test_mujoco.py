@@ -35,6 +35,29 @@ def test_short_runs_on_mujoco(env_id, algo):
     assert np.isfinite(mean) and np.isfinite(std)
 
 
+def test_action_clipping_matters_on_hopper_not_on_pendulum():
+    """Why the switch ``clip_actions`` changes Hopper's runs and not Pendulum's (chapter 6,
+    "Eight details on four tasks"): Pendulum clips the torque itself before computing its cost,
+    while Hopper-v5 charges its control cost, 0.001·‖a‖², on the action as given (MuJoCo clamps
+    only the actuator input)."""
+    pytest.importorskip("mujoco")
+    import gymnasium as gym
+
+    for env_id, same in (("Pendulum-v1", True), ("Hopper-v5", False)):
+        env = gym.make(env_id)
+        high = env.action_space.high
+        out = []
+        for a in (3.0 * high, high):
+            env.reset(seed=0)
+            out.append(env.step(a.astype(env.action_space.dtype))[:2])
+        (obs_far, r_far), (obs_edge, r_edge) = out
+        assert np.array_equal(obs_far, obs_edge), env_id  # the dynamics see the clamped action
+        assert bool(r_far == r_edge) is same, (env_id, r_far, r_edge)
+        if not same:
+            assert r_edge - r_far == pytest.approx(0.001 * (9 - 1) * np.sum(high**2)), env_id
+        env.close()
+
+
 def test_classic_control_needs_no_mujoco():
     """pgcore imports and trains CartPole with ``import mujoco`` failing; a MuJoCo task then
     fails before training with gymnasium's install hint."""

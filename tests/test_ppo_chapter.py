@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,8 @@ def _load(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("ppo_table1", SCRIPT)
+def _script(name: str = "ppo_table1"):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -101,6 +102,50 @@ def test_ablation_has_three_code_level_details():
     assert len(data["runs"]) == len(data["variants"]) * len(data["seeds"])
 
 
+def test_details_are_complete_and_match_the_script():
+    """The code-level details (issue 14): at least three tasks, one of them continuous control,
+    at least five seeds, every (task, variant, seed) of the script exactly once, each with the
+    script's pinned configuration and a finite score."""
+    data = _load("details.json")
+    mod = _script("ppo_details")
+    assert data["tasks"] == mod.TASKS and data["base"] == mod.BASE
+    assert data["continuous"] == list(mod.CONTINUOUS) and set(mod.CONTINUOUS) <= set(mod.TASKS)
+    assert len(data["tasks"]) >= 3 and len(data["seeds"]) >= 5
+    assert [(v["label"], v["change"], v["continuous_only"]) for v in data["variants"]] == [
+        (lab, ch, c) for lab, ch, c in mod.VARIANTS
+    ]
+    assert data["variants"][0]["change"] == {}
+    assert [(r["env_id"], r["label"], r["seed"]) for r in data["runs"]] == mod.jobs(
+        len(data["seeds"])
+    )
+    assert set(data["random_return"]) == set(data["tasks"])
+    for r in data["runs"]:
+        assert r["total_steps"] >= data["tasks"][r["env_id"]], r
+        assert math.isfinite(r["score"]) and math.isfinite(r["score_std"]), r
+        # one stored value per iteration
+        n = len(r["epochs_run"])
+        assert len(r["kl"]) == len(r["entropy"]) == len(r["mean_return"]) == n, r["label"]
+
+
+def test_mujoco_table1_runs_match_the_script():
+    """Table 1 on the MuJoCo tasks is a resumable sweep: the stored file may hold part of it,
+    but every run in it is one of the script's jobs, in the script's order, with its budget."""
+    path = DATA / "table1_mujoco.json"
+    if not path.exists():
+        pytest.skip("the MuJoCo Table 1 sweep has not started")
+    data = json.loads(path.read_text())
+    mod = _script("ppo_table1_mujoco")
+    assert (data["budget"], data["base"], data["paper"]) == (mod.BUDGET, mod.BASE, PAPER)
+    assert data["tasks"] == list(mod.TASKS) and len(data["tasks"]) == 7
+    assert [r["label"] for r in data["rows"]] == [lab for lab, _, _ in mod.ROWS]
+    keys = [(r["env_id"], r["label"], r["seed"]) for r in data["runs"]]
+    every = mod.jobs(len(data["seeds"]))
+    assert keys == [j for j in every if j in set(keys)], "runs out of the script's order"
+    assert data["complete"] == (len(keys) == len(every))
+    for r in data["runs"]:
+        assert r["total_steps"] >= mod.BUDGET and math.isfinite(r["score"]), r
+
+
 def test_live_slice_reproduces_the_stored_run_exactly():
     data = _load("table1.json")
     mod = _script()
@@ -119,7 +164,9 @@ def test_live_slice_reproduces_the_stored_run_exactly():
         assert a == b, f"iteration {i} differs: {a} != {b}"
 
 
-@pytest.mark.parametrize("name", ["ppo_table1.py", "ppo_ablation.py"])
+@pytest.mark.parametrize(
+    "name", ["ppo_table1.py", "ppo_ablation.py", "ppo_details.py", "ppo_table1_mujoco.py"]
+)
 def test_scripts_are_importable(name):
     spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "book" / "scripts" / name)
     mod = importlib.util.module_from_spec(spec)

@@ -34,7 +34,7 @@ from pgcore.notebook import format_plain_text
 SETUP_TAG = "pgbook-colab-setup"
 # What Colab preinstalls among what the book imports (the Colab simulation test installs
 # exactly these into its fresh environment).
-COLAB_HAS = {"torch", "numpy", "matplotlib", "ipywidgets", "IPython", "ipykernel"}
+COLAB_HAS = {"torch", "numpy", "pandas", "matplotlib", "ipywidgets", "IPython", "ipykernel"}
 PIP_NAMES = {"myst_nb": "myst-nb", "vl_convert": "vl-convert-python", "yaml": "pyyaml"}
 
 ADMONITIONS = {
