@@ -20,6 +20,8 @@
    roles as ``{eval}`` expressions calling it, and ``{glue:figure}`` directives as figures
    whose body calls :func:`glue_figure` (``book/_ext/pgbook_lab.py``), so a number or a
    figure appears once the cell that glues it has run.
+
+3. :func:`html_table`, the chapters' plain tables (no pandas on the reader's side).
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from ast import literal_eval
 from pathlib import Path
 from typing import Any
 
-__all__ = ["book_dir", "data_dir", "format_plain_text", "glue_figure", "glue_text", "glued_values"]
+__all__ = [
+    "book_dir",
+    "data_dir",
+    "format_plain_text",
+    "glue_figure",
+    "glue_text",
+    "glued_values",
+    "html_table",
+]
 
 GLUE_PREFIX = "application/papermill.record/"
 _GLUED: dict[str, dict[str, Any]] = {}
@@ -62,6 +72,32 @@ def book_dir() -> Path:
 def data_dir(*parts: str) -> Path:
     """``book/data/<parts...>``, e.g. ``data_dir("ppo")``."""
     return book_dir().joinpath("data", *parts)
+
+
+def html_table(header: list, rows: list[list], align: list[str] | None = None):
+    """A plain HTML table for a notebook cell's output (escaped; the theme styles ``table``).
+
+    ``header`` is a list of column titles and ``rows`` a list of rows of cells; ``align`` gives
+    each column's ``text-align`` (default: the first column left, the others right, for
+    numbers). Returns an ``IPython.display.HTML``.
+    """
+    import html
+
+    from IPython.display import HTML
+
+    ncol = len(header)
+    align = align or ["left"] + ["right"] * (ncol - 1)
+    if len(align) != ncol or any(len(r) != ncol for r in rows):
+        raise ValueError(
+            f"html_table: every row and align need {ncol} cells (the header's), got "
+            f"align={len(align)} and rows of {sorted({len(r) for r in rows})}"
+        )
+    cell = lambda tag, c, a: f'<{tag} style="text-align:{a}">{html.escape(str(c))}</{tag}>'  # noqa: E731
+    th = "".join(cell("th", h, a) for h, a in zip(header, align))
+    body = "".join(
+        "<tr>" + "".join(cell("td", c, a) for c, a in zip(r, align)) + "</tr>" for r in rows
+    )
+    return HTML(f'<table class="table"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>')
 
 
 # ------------------------------------------------------------------------------------------

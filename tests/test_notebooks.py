@@ -193,6 +193,20 @@ def test_glue_text_formats_like_the_book():
     assert early.value == "2.000"
 
 
+def test_html_table_escapes_aligns_and_refuses_ragged_rows():
+    from pgcore.notebook import html_table
+
+    out = html_table(["a<b", "n"], [["x & y", 1.5], ["z", 2]]).data
+    assert '<th style="text-align:left">a&lt;b</th>' in out
+    assert '<td style="text-align:left">x &amp; y</td><td style="text-align:right">1.5</td>' in out
+    assert out.count("<tr>") == 3
+    assert 'text-align:center">2<' in html_table(["a", "n"], [["z", 2]], ["left", "center"]).data
+    with pytest.raises(ValueError, match="2 cells"):
+        html_table(["a", "n"], [["only one"]])
+    with pytest.raises(ValueError, match="align=1"):
+        html_table(["a", "n"], [["z", 2]], ["left"])
+
+
 # --------------------------------------------------------------------------------------------
 # portable notebooks (the conversion itself; the Colab test runs the built ones)
 
@@ -243,6 +257,14 @@ def test_setup_cell_installs_what_colab_lacks():
     for preinstalled in ("numpy", "torch", "json", "gymnasium"):  # Colab's, stdlib, pgcore's
         assert preinstalled not in pip
     assert "import google.colab" in src and "if ON_COLAB:" in src and "PGBOOK_ROOT" in src
+    # a notebook that imports mujoco gets pgcore's mujoco extra (mujoco and imageio); a module of
+    # book/scripts is not installed but stands for what it imports (ppo_table1_mujoco: mujoco)
+    for cell in ("import mujoco", "import trpo_runs\nimport ppo_table1_mujoco"):
+        nb.cells[1:] = [nbformat.v4.new_code_cell(cell)]
+        src = pgbook_portable.setup_cell_source(nb, "https://github.com/o/r", REPO)
+        pip = next(ln for ln in src.splitlines() if "%pip install" in ln)
+        assert '"./apg[figures,mujoco]"' in pip and " mujoco" not in pip, pip
+        assert not re.search(r"trpo|ppo|sweep|rliable", pip), pip  # rliable: in the cell, not here
     compile(re.sub(r"^(\s*)[!%].*$", r"\1pass", src, flags=re.M), "setup", "exec")
 
 

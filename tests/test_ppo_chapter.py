@@ -127,21 +127,19 @@ def test_details_are_complete_and_match_the_script():
         assert len(r["kl"]) == len(r["entropy"]) == len(r["mean_return"]) == n, r["label"]
 
 
-def test_mujoco_table1_runs_match_the_script():
-    """Table 1 on the MuJoCo tasks is a resumable sweep: the stored file may hold part of it,
-    but every run in it is one of the script's jobs, in the script's order, with its budget."""
-    path = DATA / "table1_mujoco.json"
-    if not path.exists():
-        pytest.skip("the MuJoCo Table 1 sweep has not started")
-    data = json.loads(path.read_text())
+def test_mujoco_table1_is_complete_and_matches_the_script():
+    """Table 1 on the MuJoCo tasks (chapter 7): every job of the script, in its order, with its
+    budget, configuration and seeds, and the library versions the live slice compares with."""
+    data = _load("table1_mujoco.json")
     mod = _script("ppo_table1_mujoco")
     assert (data["budget"], data["base"], data["paper"]) == (mod.BUDGET, mod.BASE, PAPER)
     assert data["tasks"] == list(mod.TASKS) and len(data["tasks"]) == 7
+    assert data["seeds"] == list(mod.SEEDS) and len(data["seeds"]) >= 3
     assert [r["label"] for r in data["rows"]] == [lab for lab, _, _ in mod.ROWS]
     keys = [(r["env_id"], r["label"], r["seed"]) for r in data["runs"]]
-    every = mod.jobs(len(data["seeds"]))
-    assert keys == [j for j in every if j in set(keys)], "runs out of the script's order"
-    assert data["complete"] == (len(keys) == len(every))
+    assert keys == mod.jobs(), "runs missing or out of the script's order"
+    assert data["complete"] is True
+    assert set(data["versions"]) == {"torch", "mujoco", "gymnasium"}
     for r in data["runs"]:
         assert r["total_steps"] >= mod.BUDGET and math.isfinite(r["score"]), r
 

@@ -4,6 +4,8 @@ helpers against independent NumPy computations."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -225,6 +227,49 @@ def test_static_figures_render():
         "CartPole-v1",
     )
     assert t1.sweep() == 1
+    spec = json.dumps(t1.payload())
+    assert "lowest seed" in spec and "per-seed range" in spec
+    t1i = W.table1_figure(
+        {"a": {"ours": 0.5, "paper": 0.7, "lo": 0.4, "hi": 0.6}},
+        {"a": (k, np.array([np.nan, 1e-3, 2e-3, 3e-3]))},
+        "Hopper-v5",
+        spread="interval",
+        title="Table 1 on MuJoCo",
+    )
+    spec = json.dumps(t1i.payload())
+    assert (
+        "95 % interval, low" in spec and "lowest seed" not in spec and "Table 1 on MuJoCo" in spec
+    )
+    with pytest.raises(ValueError, match="spread must be"):
+        W.table1_figure({}, {}, "Hopper-v5", spread="range")
+    taus = np.linspace(0, 1, 5)
+    pf = W.profile_figure(
+        taus,
+        {
+            "a": {
+                "frac": [1, 0.8, 0.5, 0.2, 0],
+                "lo": [1, 0.6, 0.3, 0, 0],
+                "hi": [1, 1, 0.7, 0.4, 0],
+            },
+            "b": {
+                "frac": [1, 1, 0.9, 0.6, 0.1],
+                "lo": [1, 0.9, 0.7, 0.4, 0],
+                "hi": [1, 1, 1, 0.8, 0.3],
+            },
+        },
+    )
+    tab = pf.tables()["profile"]
+    assert (
+        tab["setting"].tolist() == ["a"] * 5 + ["b"] * 5
+        and tab["tau"].tolist()[5:] == taus.tolist()
+    )
+    assert "fraction of runs" in pf.alt and "<svg" in pf.html()
+    with pytest.raises(ValueError, match="increasing"):
+        W.profile_figure([0, 0], {"a": {"frac": [1, 1], "lo": [1, 1], "hi": [1, 1]}})
+    with pytest.raises(ValueError, match=r"profiles\['a'\]\['lo'\]"):
+        W.profile_figure(taus, {"a": {"frac": [1] * 5, "lo": [1] * 4, "hi": [1] * 5}})
+    with pytest.raises(ValueError, match="1 to"):
+        W.profile_figure(taus, {})
 
 
 # -- helpers against independent computations ----------------------------------------------------------

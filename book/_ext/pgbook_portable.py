@@ -290,24 +290,39 @@ def convert_directive(name: str, arg: str, opts: dict[str, str], body: str, res:
 # The Colab setup cell
 
 
-def notebook_imports(nb) -> set[str]:
+def source_imports(src: str) -> set[str]:
+    """The absolute imports of Python source (IPython's % and ! lines skipped)."""
+    src = "\n".join(ln for ln in src.split("\n") if not ln.lstrip().startswith(("%", "!")))
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return set()
+    mods: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            mods.add(node.module)
+    return mods
+
+
+def notebook_imports(nb, scripts: Path | None = None) -> set[str]:
+    """What the notebook's code cells import. A module of the book's ``scripts`` folder (which
+    the chapters import from the cloned repository) is not a package: it is replaced by what
+    it imports in turn."""
     mods: set[str] = set()
     for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        src = "\n".join(
-            ln for ln in cell.source.split("\n") if not ln.lstrip().startswith(("%", "!"))
-        )
-        try:
-            tree = ast.parse(src)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                mods |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                mods.add(node.module)
-    return mods
+        if cell.cell_type == "code":
+            mods |= source_imports(cell.source)
+    seen: set[str] = set()
+    while scripts is not None:
+        local = {m for m in mods if (scripts / f"{m}.py").is_file()} - seen
+        if not local:
+            break
+        seen |= local
+        for m in local:
+            mods |= source_imports((scripts / f"{m}.py").read_text())
+    return mods - seen
 
 
 def pgcore_requirements(repo: Path) -> tuple[set[str], set[str]]:
@@ -321,21 +336,29 @@ def pgcore_requirements(repo: Path) -> tuple[set[str], set[str]]:
 
 
 def setup_cell_source(nb, repo_url: str, repo: Path) -> str:
-    mods = notebook_imports(nb)
+    mods = notebook_imports(nb, repo / "book" / "scripts")
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     if "glue_values" in code:  # pgcore.glue_values glues through myst-nb (imported lazily)
         mods.add("myst_nb")
     tops = {m.split(".")[0] for m in mods}
     deps, extras = pgcore_requirements(repo)
+    # pgcore's extras the notebook needs: the figures for pgcore.widgets, the simulator (and
+    # imageio, which gymnasium's MuJoCo tasks import) for a notebook that imports mujoco
+    needs = {
+        "figures": any(m.startswith("pgcore.widgets") for m in mods),
+        "mujoco": "mujoco" in tops,
+    }
+    wanted = [e for e, needed in needs.items() if needed and e in extras]
     stdlib = set(sys.stdlib_module_names)
     extra = sorted(
         PIP_NAMES.get(t, t.replace("_", "-"))
         for t in tops
-        if t not in stdlib and t not in COLAB_HAS and t != "pgcore" and t.lower() not in deps
+        if t not in stdlib
+        and t not in COLAB_HAS
+        and t != "pgcore"
+        and t.lower() not in deps
+        and t not in wanted
     )
-    wanted = [
-        e for e in ("figures",) if e in extras and any(m.startswith("pgcore.widgets") for m in mods)
-    ]
     target = "./apg" + (f"[{','.join(wanted)}]" if wanted else "")
     pip = " ".join([f'"{target}"', *extra])
     return (

@@ -1224,12 +1224,109 @@ def details_figure(estimates: dict, improvement: dict) -> DataFigure:
     )
 
 
-def table1_figure(scores: dict, kl_curves: dict, env_id: str) -> DataFigure:
+#: The colours of the settings in the Table 1 figures, in order (the KL panel of
+#: :func:`table1_figure` and :func:`profile_figure` give the same setting the same colour).
+SETTING_COLORS = tuple(
+    style.PALETTE[c] for c in ("red", "blue", "green", "orange", "purple", "teal", "brown", "pink")
+)
+
+
+def profile_figure(taus, profiles: dict, title: str = "Performance profiles") -> DataFigure:
+    """Performance profiles (rliable): for each threshold τ, the fraction of runs whose
+    normalised score exceeds τ, with a 95 % stratified-bootstrap band.
+
+    ``taus`` is the increasing grid of thresholds; ``profiles`` maps a setting (at most eight)
+    to {"frac", "lo", "hi"}, arrays over ``taus``; settings take :data:`SETTING_COLORS` in order.
+    """
+    taus = np.asarray(taus, dtype=float)
+    labels = list(profiles)
+    if not 1 <= len(labels) <= len(SETTING_COLORS):
+        raise ValueError(
+            f"profile_figure: profiles needs 1 to {len(SETTING_COLORS)} settings, got {len(labels)}"
+        )
+    if taus.ndim != 1 or len(taus) < 2 or np.any(np.diff(taus) <= 0):
+        raise ValueError(f"profile_figure: taus must be an increasing 1-D grid, got {taus!r}")
+    for lab, prof in profiles.items():
+        for k in ("frac", "lo", "hi"):
+            if np.shape(prof[k]) != taus.shape:
+                raise ValueError(
+                    f"profile_figure: profiles[{lab!r}][{k!r}] has shape {np.shape(prof[k])}, "
+                    f"taus {taus.shape}"
+                )
+    col = lambda k: np.concatenate([np.asarray(profiles[lab][k], float) for lab in labels])  # noqa: E731
+    tables = {
+        "profile": {
+            "tau": np.tile(taus, len(labels)),
+            "frac": col("frac"),
+            "lo": col("lo"),
+            "hi": col("hi"),
+            "setting": np.repeat(labels, len(taus)),
+        }
+    }
+    color = alt.Color(
+        "setting:N",
+        title=None,
+        sort=labels,
+        scale=alt.Scale(domain=labels, range=list(SETTING_COLORS[: len(labels)])),
+        legend=alt.Legend(
+            orient="bottom", columns=1, labelLimit=280, symbolType="stroke", symbolOpacity=1
+        ),
+    )
+    x = alt.X("tau:Q", title="normalised score τ")
+    tip = [
+        alt.Tooltip("setting:N"),
+        alt.Tooltip("tau:Q", title="τ", format=".2f"),
+        alt.Tooltip("frac:Q", title="fraction of runs above τ", format=".2f"),
+        alt.Tooltip("lo:Q", title="95 % interval from", format=".2f"),
+        alt.Tooltip("hi:Q", title="to", format=".2f"),
+    ]
+    base = alt.Chart(alt.Data(name="profile"))
+    band = base.mark_area(opacity=0.18).encode(x=x, y="lo:Q", y2="hi:Q", color=color)
+    line = base.mark_line(strokeWidth=2).encode(
+        x=x,
+        y=alt.Y("frac:Q", title="fraction of runs with score > τ", scale=alt.Scale(domain=[0, 1])),
+        color=color,
+        tooltip=tip,
+    )
+    points = base.mark_point(filled=True, size=18, opacity=0).encode(
+        x=x, y="frac:Q", color=color, tooltip=tip
+    )
+    panel = alt.layer(band, line, points).properties(
+        height=style.PANEL_HEIGHT, title="Fraction of runs above τ"
+    )
+    return DataFigure(
+        tables,
+        [panel],
+        title=title,
+        alt=(
+            f"One panel: for each of {', '.join(labels)}, the fraction of runs whose normalised "
+            f"score exceeds a threshold τ from {taus[0]:g} to {taus[-1]:g}, a falling line with "
+            "a shaded 95 % bootstrap band."
+        ),
+    )
+
+
+def table1_figure(
+    scores: dict,
+    kl_curves: dict,
+    env_id: str,
+    *,
+    spread: str = "seeds",
+    title: str = "A small replication of the PPO paper's Table 1",
+) -> DataFigure:
     """The Table 1 replication: normalised scores (ours and the paper's) and KL per iteration.
 
-    ``scores`` maps a setting to {"ours": mean, "paper": value, "lo": min over seeds,
-    "hi": max over seeds}; ``kl_curves`` maps a setting to (env_steps, mean KL per update).
+    ``scores`` maps a setting to {"ours": mean, "paper": value, "lo", "hi"}: with
+    ``spread="seeds"`` the lowest and highest seed's score, with ``spread="interval"`` the ends
+    of a 95 % interval of ``ours``; ``kl_curves`` maps a setting to (env_steps, mean KL per
+    update).
     """
+    if spread not in ("seeds", "interval"):
+        raise ValueError(f"table1_figure: spread must be 'seeds' or 'interval', got {spread!r}")
+    lo_title, hi_title, spread_alt = {
+        "seeds": ("lowest seed", "highest seed", "our per-seed range"),
+        "interval": ("95 % interval, low", "95 % interval, high", "our 95 % interval"),
+    }[spread]
     labels = list(scores)
     ours_lab, paper_lab = "ours", "paper"
     tables = {
@@ -1285,15 +1382,19 @@ def table1_figure(scores: dict, kl_curves: dict, env_id: str) -> DataFigure:
             yOffset=y_off,
             tooltip=[
                 alt.Tooltip("setting:N"),
-                alt.Tooltip("lo:Q", title="lowest seed", format=".2f"),
-                alt.Tooltip("hi:Q", title="highest seed", format=".2f"),
+                alt.Tooltip("lo:Q", title=lo_title, format=".2f"),
+                alt.Tooltip("hi:Q", title=hi_title, format=".2f"),
             ],
         )
     )
     p1 = alt.layer(bars, spread).properties(height=2 * 14 * len(labels), title="Normalised score")
     kl_labels = list(kl_curves)
     kl_all = np.asarray(tables["kl"]["kl"])
-    colors = [style.PALETTE.red, style.PALETTE.blue, style.PALETTE.green, style.PALETTE.orange]
+    if len(kl_labels) > len(SETTING_COLORS):
+        raise ValueError(
+            f"table1_figure: kl_curves holds {len(kl_labels)} settings, at most "
+            f"{len(SETTING_COLORS)} can be told apart"
+        )
     p2 = (
         alt.Chart(alt.Data(name="kl"))
         .transform_filter("isValid(datum.kl) && datum.kl > 0")
@@ -1309,7 +1410,7 @@ def table1_figure(scores: dict, kl_curves: dict, env_id: str) -> DataFigure:
             color=alt.Color(
                 "setting:N",
                 title=None,
-                scale=alt.Scale(domain=kl_labels, range=colors[: len(kl_labels)]),
+                scale=alt.Scale(domain=kl_labels, range=list(SETTING_COLORS[: len(kl_labels)])),
             ),
             tooltip=[
                 alt.Tooltip("setting:N"),
@@ -1322,11 +1423,11 @@ def table1_figure(scores: dict, kl_curves: dict, env_id: str) -> DataFigure:
     return DataFigure(
         tables,
         [p1, p2],
-        title="A small replication of the PPO paper's Table 1",
+        title=title,
         alt=(
             f"Two panels. Left: for each of the {len(labels)} settings, a bar for our average "
-            "normalised score and a bar for the paper's, with a line spanning our per-seed "
-            f"range. Right: the KL of each policy update during the {env_id} runs (mean over "
+            f"normalised score and a bar for the paper's, with a line spanning {spread_alt}. "
+            f"Right: the KL of each policy update during the {env_id} runs (mean over "
             "seeds, log scale) for " + ", ".join(kl_labels) + "."
         ),
     )
